@@ -1,0 +1,34 @@
+// Lint rules that keep the architecture of DESIGN.md §3 visible: who may import whom, and no cycles.
+import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+
+const zone = (target, from, message) => ({ target, from, message });
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'protocol/gen/**', 'coverage/**'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: { 'import-x/resolver': { typescript: false, node: { extensions: ['.ts', '.js'] } } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'separate-type-imports' }],
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            zone('./broker', ['./client', './sidecar', './operator', './cli', './test', './bench'], 'broker/ imports only protocol/ and lib/'),
+            zone('./client', ['./broker', './sidecar', './operator', './cli', './test', './bench'], 'client/ imports only protocol/ and lib/'),
+            zone('./protocol', ['./broker', './client', './sidecar', './operator', './cli', './test', './bench'], 'protocol/ imports only lib/'),
+            zone('./lib', ['./protocol', './broker', './client', './sidecar', './operator', './cli', './test', './bench'], 'lib/ holds no business logic and imports no component'),
+            zone('./sidecar', ['./broker', './operator', './cli', './test', './bench'], 'sidecar/ reaches brokers only through client/'),
+            zone('./cli', ['./sidecar/delivery', './operator', './test', './bench'], 'cli/ reaches brokers only through client/'),
+            zone('./operator', ['./broker', './sidecar', './cli', './test', './bench'], 'operator/ reaches brokers only through client/'),
+          ],
+        },
+      ],
+    },
+  },
+);
