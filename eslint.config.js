@@ -1,6 +1,7 @@
 // Lint rules that keep the architecture of DESIGN.md §3 visible: who may import whom, and no cycles.
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 const zone = (target, from, message) => ({ target, from, message });
 
@@ -10,7 +11,7 @@ export default tseslint.config(
   {
     files: ['**/*.ts'],
     plugins: { 'import-x': importX },
-    settings: { 'import-x/resolver': { typescript: false, node: { extensions: ['.ts', '.js'] } } },
+    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })] },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'separate-type-imports' }],
@@ -25,6 +26,8 @@ export default tseslint.config(
             zone('./lib', ['./protocol', './broker', './client', './sidecar', './operator', './cli', './test', './bench'], 'lib/ holds no business logic and imports no component'),
             zone('./sidecar', ['./broker', './operator', './cli', './test', './bench'], 'sidecar/ reaches brokers only through client/'),
             zone('./cli', ['./sidecar/delivery', './operator', './test', './bench'], 'cli/ reaches brokers only through client/'),
+            // `kmq broker` and `kmq dev` run a broker in-process: broker/main.ts is its only entry.
+            { target: './cli', from: './broker', except: ['./main.ts'], message: 'cli/ starts brokers through broker/main.ts and talks to them only through client/' },
             zone('./operator', ['./broker', './sidecar', './cli', './test', './bench'], 'operator/ reaches brokers only through client/'),
           ],
         },
