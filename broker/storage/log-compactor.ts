@@ -160,8 +160,12 @@ async function compactRun(ctx: CompactionContext, run: LogSegment[], latest: Map
     if (outBytes > 0x7fffffff) throw new Error(`compacted output of ${outBytes} bytes exceeds a segment's 2 GiB limit`);
     await io.fdatasync(fd, cleanedPath);
   } catch (err) {
-    io.close(fd, cleanedPath);
-    io.unlink(cleanedPath);
+    try {
+      io.close(fd, cleanedPath);
+      io.unlink(cleanedPath);
+    } catch {
+      // The original error matters; a leftover .cleaned file is discarded on the next open.
+    }
     throw err;
   }
   io.close(fd, cleanedPath);

@@ -220,12 +220,15 @@ describe('PartitionLog recovery', () => {
   it('continues offsets after a reopen and keeps every batch', async () => {
     const dir = tempDir(dirs);
     const log = PartitionLog.open(dir, config({ segmentBytes: 1024 }));
-    const stored = await fill(log, Array.from({ length: 30 }, (_, i) => 1 + (i % 4)));
+    const stored = await fill(log, Array.from({ length: 30 }, (_, i) => 1 + (i % 4)), (i) => 500 + 10 * i);
     const end = log.logEndOffset;
     await log.close();
     const again = PartitionLog.open(dir, config({ segmentBytes: 1024 }));
     expect(again.logEndOffset).toBe(end);
     expectEveryOffsetReadable(again, stored);
+    // Time indexes of closed segments come back from their files.
+    for (let i = 0; i < stored.length; i++) expect(again.offsetForTimestamp(495 + 10 * i)).toBe(stored[i]!.base);
+    expect(again.offsetForTimestamp(10_000)).toBe(end);
     const r = await again.append(makeBatch(2));
     expect(r.baseOffset).toBe(end);
     await again.close();
@@ -650,5 +653,13 @@ describe('PartitionLog property: every offset finds its batch', () => {
       ),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('log config', () => {
+  it('names the invalid setting', () => {
+    expect(() => PartitionLog.open(tempDir(dirs), config({ segmentBytes: 10 }))).toThrow(/segmentBytes/);
+    expect(() => PartitionLog.open(tempDir(dirs), config({ flush: { mode: 'sometimes' as 'none', intervalMs: 5 } }))).toThrow(/flush\.mode/);
+    expect(() => PartitionLog.open(tempDir(dirs), config({ retentionMs: -5 }))).toThrow(expect.objectContaining({ code: ErrorCode.InvalidConfig }));
   });
 });

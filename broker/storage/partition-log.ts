@@ -575,6 +575,12 @@ export class PartitionLog {
     } finally {
       swap.close();
     }
+    if (end === base) {
+      // Compaction never commits an empty swap; one without a valid batch is not trusted over the originals.
+      this.io.unlink(swapPath);
+      this.logger.warn({ path: swapPath }, 'Discarded compaction swap without valid batches');
+      return;
+    }
     for (let i = logBases.length - 1; i >= 0; i--) {
       const b = logBases[i]!;
       if (b >= base && b < end) {
