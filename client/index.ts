@@ -1,0 +1,18 @@
+/** Public API of the kmq broker client. */
+export { KmqClient } from './client.js';
+export { Admin } from './admin.js';
+export type { CreateTopicOptions, OffsetSpec, ResetOffsetsOptions, ResetStrategyName, TopicDescription } from './admin.js';
+export { Producer } from './producer.js';
+export type { ProducerRecord, RecordMetadata } from './producer.js';
+export type { AcksMode, ProducerOptions } from './producer-options.js';
+export { Consumer } from './consumer.js';
+export type { ConsumerBatch, RunOptions } from './consumer.js';
+export type { ConsumerOptions, PartitionAssignment } from './consumer-options.js';
+export type { TopicPartition } from './group-member.js';
+export { BrokerConnection } from './connection.js';
+export type { ConnectionOptions, RequestOptions, Response } from './connection.js';
+export { DEFAULT_BROKER_PORT, BROKER_ENV, compileClientOptions, defaultBrokers, parseBrokerAddress, formatBrokerAddress } from './options.js';
+export type { BrokerAddress, ClientOptions, CompiledClientOptions, RetrySettings } from './options.js';
+export { murmur2, partitionForKey } from './murmur2.js';
+export type { DecodedRecord, RecordHeader } from '../protocol/record-batch.js';
+export { ErrorCode, KmqError } from '../lib/errors.js';
