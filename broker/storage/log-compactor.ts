@@ -1,12 +1,3 @@
-import path from 'node:path';
-import { Off, stampBatch } from '../../protocol/batch-header.js';
-import { decodeBatch, encodeBatch } from '../../protocol/record-batch.js';
-import type { DecodedRecord, RecordInput } from '../../protocol/record-batch.js';
-import type { Logger } from '../../lib/logger.js';
-import type { FileIo } from './file-io.js';
-import type { LogConfig } from './log-config.js';
-import { LOG_SUFFIX, LogSegment, MAX_RELATIVE_OFFSET, segmentFileName } from './log-segment.js';
-
 /**
  * Key-based compaction of a partition log's closed segments (the active segment is
  * never touched, so a later truncation of it can never remove the only copy of a key).
@@ -29,6 +20,16 @@ import { LOG_SUFFIX, LogSegment, MAX_RELATIVE_OFFSET, segmentFileName } from './
  * synchronous step after checking the run is still current, so readers see either the
  * old segments or the new one.
  */
+import path from 'node:path';
+import { Off, stampBatch } from '../../protocol/batch-header.js';
+import { decodeBatch, encodeBatch } from '../../protocol/record-batch.js';
+import type { DecodedRecord, RecordInput } from '../../protocol/record-batch.js';
+import type { Logger } from '../../lib/logger.js';
+import type { FileIo } from './file-io.js';
+import type { LogConfig } from './log-config.js';
+import { LOG_SUFFIX, LogSegment, MAX_RELATIVE_OFFSET, segmentFileName } from './log-segment.js';
+
+/** What the compactor needs from its PartitionLog. */
 export interface CompactionContext {
   dir: string;
   io: FileIo;

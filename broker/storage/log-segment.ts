@@ -1,10 +1,3 @@
-import path from 'node:path';
-import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, BATCH_MAGIC, Off, batchCrcValid, readInt64 } from '../../protocol/batch-header.js';
-import { ErrorCode, KmqError } from '../../lib/errors.js';
-import type { FileIo } from './file-io.js';
-import { OffsetIndex } from './offset-index.js';
-import { TimeIndex } from './time-index.js';
-
 /**
  * One segment of a partition log: `<baseOffset>.log` plus its two indexes, the base
  * offset written as 20 zero-padded digits (00000000000000000000.log).
@@ -25,6 +18,13 @@ import { TimeIndex } from './time-index.js';
  * Concurrency: one owner (its PartitionLog) on the event loop. The only asynchronous
  * operation is sync(); close() waits for in-flight syncs before closing the fd.
  */
+import path from 'node:path';
+import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, BATCH_MAGIC, Off, batchCrcValid, readInt64 } from '../../protocol/batch-header.js';
+import { ErrorCode, KmqError } from '../../lib/errors.js';
+import type { FileIo } from './file-io.js';
+import { OffsetIndex } from './offset-index.js';
+import { TimeIndex } from './time-index.js';
+
 export const LOG_SUFFIX = '.log';
 export const INDEX_SUFFIX = '.index';
 export const TIME_INDEX_SUFFIX = '.timeindex';

@@ -1,18 +1,3 @@
-import path from 'node:path';
-import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, BATCH_MAGIC, Off, readBatchHeader, readInt64, stampBatch } from '../../protocol/batch-header.js';
-import type { BatchHeader } from '../../protocol/batch-header.js';
-import { ErrorCode, KmqError } from '../../lib/errors.js';
-import { silentLogger } from '../../lib/logger.js';
-import type { Logger } from '../../lib/logger.js';
-import { FileIo } from './file-io.js';
-import { compileLogConfig } from './log-config.js';
-import type { LogConfig } from './log-config.js';
-import { compactSegments } from './log-compactor.js';
-import { HeaderWindow, LOG_SUFFIX, LogSegment, MAX_RELATIVE_OFFSET, parseSegmentFileName, segmentFileName } from './log-segment.js';
-
-export type { LogConfig, FlushConfig } from './log-config.js';
-export { defaultLogConfig } from './log-config.js';
-
 /**
  * The log of one partition: an ordered list of segments (log-segment.ts) in one
  * directory, the last of which is active and receives appends.
@@ -35,6 +20,22 @@ export { defaultLogConfig } from './log-config.js';
  * After a write-path I/O failure the log goes offline: every later call throws
  * StorageError, because what reached the disk is no longer known.
  */
+import path from 'node:path';
+import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, BATCH_MAGIC, Off, readBatchHeader, readInt64, stampBatch } from '../../protocol/batch-header.js';
+import type { BatchHeader } from '../../protocol/batch-header.js';
+import { ErrorCode, KmqError } from '../../lib/errors.js';
+import { silentLogger } from '../../lib/logger.js';
+import type { Logger } from '../../lib/logger.js';
+import { FileIo } from './file-io.js';
+import { compileLogConfig } from './log-config.js';
+import type { LogConfig } from './log-config.js';
+import { compactSegments } from './log-compactor.js';
+import { HeaderWindow, LOG_SUFFIX, LogSegment, MAX_RELATIVE_OFFSET, parseSegmentFileName, segmentFileName } from './log-segment.js';
+
+export type { LogConfig, FlushConfig } from './log-config.js';
+export { defaultLogConfig } from './log-config.js';
+
+/** Injected collaborators; each has a production default. */
 export interface LogDeps {
   /** Broker time in ms; default Date.now. Drives roll by age and retention. */
   clock?: () => number;
