@@ -1,0 +1,199 @@
+import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { ErrorCode, KmqError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { compileBrokerOptions } from './options.js';
+import type { BrokerOptions, CompiledBrokerOptions } from './options.js';
+import { LocalMetadataStore } from './cluster/local-metadata-store.js';
+import { TopicManager } from './topics/topic-manager.js';
+import { CompactedStore } from './partition/compacted-store.js';
+import { GroupCoordinator } from './groups/group-coordinator.js';
+import { BrokerProbe } from './metrics/broker-probe.js';
+import { HealthServer } from './http/health-server.js';
+import { RequestHandlers } from './server/request-handlers.js';
+import { ClientConnection } from './server/client-connection.js';
+import { ProducerIdAllocator } from './server/producer-id-allocator.js';
+
+export const OFFSETS_TOPIC = '__consumer_offsets';
+
+/**
+ * A single broker: storage, topics, consumer groups, the protocol listener and
+ * the HTTP health/metrics listener. `Broker.start` returns once it serves.
+ */
+export class Broker {
+  private readonly connections = new Set<ClientConnection>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private stopping: Promise<void> | undefined;
+  private ready = false;
+  private port = 0;
+  private httpPort = -1;
+
+  private constructor(
+    readonly options: CompiledBrokerOptions,
+    private readonly logger: Logger,
+    private readonly lock: DataDirLock,
+    private readonly topics: TopicManager,
+    private readonly groups: GroupCoordinator,
+    private readonly probe: BrokerProbe,
+    private readonly server: net.Server,
+    private readonly health: HealthServer | undefined,
+  ) {}
+
+  static async start(opts: BrokerOptions, logger: Logger): Promise<Broker> {
+    const options = compileBrokerOptions(opts);
+    fs.mkdirSync(options.dataDir, { recursive: true });
+    const lock = DataDirLock.acquire(options.dataDir);
+    try {
+      const store = LocalMetadataStore.open(options.dataDir);
+      const topics = new TopicManager(options, store, logger);
+      await topics.start();
+      const offsetsTopic = await topics.ensureInternalTopic(OFFSETS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, segmentBytes: 16 * 1024 * 1024 });
+      const offsetsStore = new CompactedStore(offsetsTopic.partitions[0]!, options.maxMessageBytes);
+      const groups = new GroupCoordinator({
+        logger: logger.child({ component: 'groups' }),
+        store: offsetsStore,
+        options: { minSessionTimeoutMs: options.minSessionTimeoutMs, maxSessionTimeoutMs: options.maxSessionTimeoutMs },
+        topics: {
+          partitionCount: (t) => (topics.has(t) ? topics.get(t).partitions.length : undefined),
+          logStartOffset: (t, p) => topics.partition(t, p).logStartOffset,
+          logEndOffset: (t, p) => topics.partition(t, p).logEndOffset,
+          offsetForTimestamp: (t, p, ts) => topics.partition(t, p).offsetForTimestamp(ts),
+        },
+      });
+      await groups.start();
+      const probe = new BrokerProbe({
+        *partitions() {
+          for (const t of topics.list(true)) for (const p of t.partitions) yield { topic: t.record.name, partition: p.index, logStartOffset: p.logStartOffset, logEndOffset: p.logEndOffset };
+        },
+        groupLag: () => groups.lagSnapshot(),
+      });
+      const server = net.createServer();
+      const readiness = { broker: undefined as Broker | undefined };
+      const health = options.httpPort >= 0 ? new HealthServer(probe.registry, () => readiness.broker?.ready === true) : undefined;
+      const broker = new Broker(options, logger, lock, topics, groups, probe, server, health);
+      readiness.broker = broker;
+      const handlers = new RequestHandlers(options, topics, groups, new ProducerIdAllocator(store), probe, logger, store.clusterId, () => ({
+        host: options.advertisedHost,
+        port: broker.port,
+      }));
+      server.on('connection', (socket) => broker.accept(socket, handlers));
+      await broker.listen();
+      broker.startTimers();
+      broker.ready = true;
+      logger.info({ port: broker.port, httpPort: broker.httpPort, dataDir: options.dataDir, flush: options.flush }, 'Broker started');
+      return broker;
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  get address(): { host: string; port: number; httpPort: number } {
+    return { host: this.options.host, port: this.port, httpPort: this.httpPort };
+  }
+
+  private async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw new KmqError(ErrorCode.InvalidConfig, `Cannot listen on ${this.options.host}:${this.options.port}: ${err.message}`, {}, { cause: err });
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    if (this.health !== undefined) {
+      const wanted = this.options.port === 0 ? 0 : this.options.httpPort;
+      this.httpPort = await this.health.listen(this.options.host, wanted).catch((err: NodeJS.ErrnoException) => {
+        throw new KmqError(ErrorCode.InvalidConfig, `Cannot listen for HTTP on ${this.options.host}:${wanted}: ${err.message}`, {}, { cause: err });
+      });
+    }
+  }
+
+  private accept(socket: net.Socket, handlers: RequestHandlers): void {
+    if (this.stopping !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const conn = new ClientConnection(socket, handlers.dispatch, this.probe, this.logger, this.options.maxFrameBytes);
+    this.connections.add(conn);
+    this.probe.connectionOpened();
+    conn.onClose(() => {
+      this.connections.delete(conn);
+      this.probe.connectionClosed();
+    });
+  }
+
+  private startTimers(): void {
+    const retention = setInterval(() => {
+      void this.topics.enforceRetention().then((n) => {
+        if (n > 0) this.logger.info({ segments: n }, 'Retention removed segments');
+      });
+    }, this.options.retentionCheckMs);
+    const groups = setInterval(() => this.groups.tick(), 200);
+    retention.unref();
+    groups.unref();
+    this.timers.push(retention, groups);
+  }
+
+  /** Runs retention at once (tests and admin tools). */
+  enforceRetention(): Promise<number> {
+    return this.topics.enforceRetention();
+  }
+
+  /** Stops accepting, closes connections, flushes and closes every log. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.ready = false;
+      for (const t of this.timers) clearInterval(t);
+      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      for (const c of this.connections) c.socket.destroy();
+      await closed;
+      await this.health?.close();
+      await this.topics.close();
+      this.lock.release();
+      this.logger.info('Broker stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+/** Keeps two brokers off one data folder: a lock file holding the owner's pid. */
+class DataDirLock {
+  private constructor(private readonly file: string) {}
+
+  static acquire(dataDir: string): DataDirLock {
+    const file = path.join(dataDir, '.lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+        return new DataDirLock(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new KmqError(ErrorCode.StorageError, `Cannot lock ${dataDir}: ${(err as Error).message}`);
+        const pid = Number(fs.readFileSync(file, 'utf8'));
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+          throw new KmqError(ErrorCode.InvalidConfig, `Data folder ${dataDir} is in use by process ${pid}`);
+        }
+        // A lock left by a process that died (kill -9): take it over.
+        fs.rmSync(file, { force: true });
+      }
+    }
+    throw new KmqError(ErrorCode.StorageError, `Cannot lock ${dataDir}`);
+  }
+
+  release(): void {
+    fs.rmSync(this.file, { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

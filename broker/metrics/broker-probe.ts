@@ -1,0 +1,106 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface PartitionGaugeSource {
+  partitions(): Iterable<{ topic: string; partition: number; logStartOffset: number; logEndOffset: number }>;
+  groupLag(): Iterable<{ group: string; topic: string; partition: number; lag: number }>;
+}
+
+/**
+ * Every metric the broker exports, and the verbs that move them. Labels stay
+ * bounded: topic and partition, group, api, error code.
+ */
+export class BrokerProbe {
+  readonly registry = new Registry();
+  private readonly recordsIn: Counter<'topic'>;
+  private readonly bytesIn: Counter<'topic'>;
+  private readonly recordsOut: Counter<'topic'>;
+  private readonly bytesOut: Counter<'topic'>;
+  private readonly produceSeconds: Histogram;
+  private readonly fetchSeconds: Histogram;
+  private readonly requests: Counter<'api'>;
+  private readonly requestErrors: Counter<'api' | 'code'>;
+  private readonly connections: Gauge;
+  private readonly rejectedFrames: Counter;
+
+  constructor(source: PartitionGaugeSource) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'kmq_broker_process_' });
+    this.recordsIn = new Counter({ name: 'kmq_broker_records_in_total', help: 'Records appended, per topic', labelNames: ['topic'], registers });
+    this.bytesIn = new Counter({ name: 'kmq_broker_bytes_in_total', help: 'Record batch bytes appended, per topic', labelNames: ['topic'], registers });
+    this.recordsOut = new Counter({ name: 'kmq_broker_records_out_total', help: 'Records sent to consumers (by batch header count), per topic', labelNames: ['topic'], registers });
+    this.bytesOut = new Counter({ name: 'kmq_broker_bytes_out_total', help: 'Record batch bytes sent to consumers, per topic', labelNames: ['topic'], registers });
+    const buckets = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+    this.produceSeconds = new Histogram({ name: 'kmq_broker_produce_seconds', help: 'Produce request latency, from frame read to answer', buckets, registers });
+    this.fetchSeconds = new Histogram({ name: 'kmq_broker_fetch_seconds', help: 'Fetch request latency, long-poll wait included', buckets, registers });
+    this.requests = new Counter({ name: 'kmq_broker_requests_total', help: 'Requests handled, per api', labelNames: ['api'], registers });
+    this.requestErrors = new Counter({ name: 'kmq_broker_request_errors_total', help: 'Requests or partitions answered with an error, per api and error code', labelNames: ['api', 'code'], registers });
+    this.connections = new Gauge({ name: 'kmq_broker_connections', help: 'Open client connections', registers });
+    this.rejectedFrames = new Counter({ name: 'kmq_broker_rejected_frames_total', help: 'Connections closed for a malformed frame (bad length, unknown api)', registers });
+    new Gauge({
+      name: 'kmq_broker_log_end_offset',
+      help: 'Next offset to be written, per partition',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of source.partitions()) this.set({ topic: p.topic, partition: String(p.partition) }, p.logEndOffset);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_log_start_offset',
+      help: 'First offset still stored, per partition',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of source.partitions()) this.set({ topic: p.topic, partition: String(p.partition) }, p.logStartOffset);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_group_lag',
+      help: 'Records between a group committed offset and the log end, per group and partition',
+      labelNames: ['group', 'topic', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of source.groupLag()) this.set({ group: l.group, topic: l.topic, partition: String(l.partition) }, l.lag);
+      },
+    });
+  }
+
+  produced(topic: string, records: number, bytes: number, seconds: number): void {
+    this.recordsIn.inc({ topic }, records);
+    this.bytesIn.inc({ topic }, bytes);
+    this.produceSeconds.observe(seconds);
+  }
+
+  fetched(seconds: number): void {
+    this.fetchSeconds.observe(seconds);
+  }
+
+  sent(topic: string, records: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.recordsOut.inc({ topic }, records);
+    this.bytesOut.inc({ topic }, bytes);
+  }
+
+  request(api: string): void {
+    this.requests.inc({ api });
+  }
+
+  requestError(api: string, code: string): void {
+    this.requestErrors.inc({ api, code });
+  }
+
+  connectionOpened(): void {
+    this.connections.inc();
+  }
+
+  connectionClosed(): void {
+    this.connections.dec();
+  }
+
+  frameRejected(): void {
+    this.rejectedFrames.inc();
+  }
+}

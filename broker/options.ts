@@ -1,0 +1,98 @@
+import path from 'node:path';
+import { ErrorCode, KmqError } from '../lib/errors.js';
+import { EnvVar, readEnv } from '../lib/env.js';
+
+export type FlushMode = 'every-batch' | 'interval' | 'none';
+
+/** Settings of one broker process. Every field is optional here; see compileBrokerOptions for defaults. */
+export interface BrokerOptions {
+  /** Broker id, unique in a cluster. Default 0. */
+  nodeId?: number;
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** Broker protocol port. Default KMQ_PORT, else 9092; 0 picks a free port. */
+  port?: number;
+  /** Host advertised to clients in metadata. Default: host. */
+  advertisedHost?: string;
+  /** HTTP port for /metrics, /healthz, /readyz. Default KMQ_HTTP_PORT, else port + 1 (0 when port is 0); -1 disables it. */
+  httpPort?: number;
+  /** Data folder. Default KMQ_DATA_DIR, else ./kmq-data. */
+  dataDir?: string;
+  /** Largest record batch accepted, in bytes (topics may lower or raise it). Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Largest protocol frame, in bytes. Default 64 MiB. */
+  maxFrameBytes?: number;
+  /** Partitions of a topic created without a count. Default 1. */
+  defaultPartitions?: number;
+  /** Default retention of topics, ms; -1 keeps forever. Default 7 days. */
+  retentionMs?: number;
+  /** Default size limit per partition, bytes; -1 unlimited. Default -1. */
+  retentionBytes?: number;
+  /** Segment size, bytes. Default 128 MiB. */
+  segmentBytes?: number;
+  /** Segment age before roll, ms. Default 7 days. */
+  segmentMs?: number;
+  /** When appended data is fsynced: every batch before the ack, every flushIntervalMs, or left to the OS. Default every-batch. */
+  flush?: FlushMode;
+  /** Interval for flush=interval, ms. Default 1000. */
+  flushIntervalMs?: number;
+  /** How often retention and compaction run, ms. Default 30 s. */
+  retentionCheckMs?: number;
+  /** Upper bound of a consumer group member's session timeout, ms. Default 30 min. */
+  maxSessionTimeoutMs?: number;
+  /** Lower bound of a consumer group member's session timeout, ms. Default 1000. */
+  minSessionTimeoutMs?: number;
+}
+
+export type CompiledBrokerOptions = Required<BrokerOptions>;
+
+function intSetting(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new KmqError(ErrorCode.InvalidConfig, `${name} must be an integer in [${min}, ${max}], got ${value}`);
+  }
+  return value;
+}
+
+function envInt(name: EnvVar): number | undefined {
+  const v = readEnv(name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new KmqError(ErrorCode.InvalidConfig, `${name} must be an integer, got "${v}"`);
+  return n;
+}
+
+/** Applies defaults and validates every setting once; an invalid one stops start-up naming the setting. */
+export function compileBrokerOptions(o: BrokerOptions = {}): CompiledBrokerOptions {
+  const port = intSetting('port', o.port ?? envInt(EnvVar.port) ?? 9092, 0, 65535);
+  const httpDefault = port === 0 ? 0 : port + 1;
+  const httpPort = intSetting('httpPort', o.httpPort ?? envInt(EnvVar.httpPort) ?? httpDefault, -1, 65535);
+  const host = o.host ?? '127.0.0.1';
+  const flush = o.flush ?? 'every-batch';
+  if (!['every-batch', 'interval', 'none'].includes(flush)) {
+    throw new KmqError(ErrorCode.InvalidConfig, `flush must be every-batch, interval or none, got "${flush}"`);
+  }
+  const c: CompiledBrokerOptions = {
+    nodeId: intSetting('nodeId', o.nodeId ?? 0, 0, 2 ** 31 - 1),
+    host,
+    port,
+    advertisedHost: o.advertisedHost ?? host,
+    httpPort,
+    dataDir: path.resolve(o.dataDir ?? readEnv(EnvVar.dataDir) ?? 'kmq-data'),
+    maxMessageBytes: intSetting('maxMessageBytes', o.maxMessageBytes ?? 1024 * 1024, 64, 512 * 1024 * 1024),
+    maxFrameBytes: intSetting('maxFrameBytes', o.maxFrameBytes ?? 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    defaultPartitions: intSetting('defaultPartitions', o.defaultPartitions ?? 1, 1, 10_000),
+    retentionMs: intSetting('retentionMs', o.retentionMs ?? 7 * 86_400_000, -1),
+    retentionBytes: intSetting('retentionBytes', o.retentionBytes ?? -1, -1),
+    segmentBytes: intSetting('segmentBytes', o.segmentBytes ?? 128 * 1024 * 1024, 1024, 2 ** 31 - 1),
+    segmentMs: intSetting('segmentMs', o.segmentMs ?? 7 * 86_400_000, 1),
+    flush,
+    flushIntervalMs: intSetting('flushIntervalMs', o.flushIntervalMs ?? 1000, 1),
+    retentionCheckMs: intSetting('retentionCheckMs', o.retentionCheckMs ?? 30_000, 10),
+    maxSessionTimeoutMs: intSetting('maxSessionTimeoutMs', o.maxSessionTimeoutMs ?? 1_800_000, 1),
+    minSessionTimeoutMs: intSetting('minSessionTimeoutMs', o.minSessionTimeoutMs ?? 1000, 1),
+  };
+  if (c.maxFrameBytes < c.maxMessageBytes + 1024) {
+    throw new KmqError(ErrorCode.InvalidConfig, `maxFrameBytes (${c.maxFrameBytes}) must exceed maxMessageBytes (${c.maxMessageBytes}) by at least 1 KiB`);
+  }
+  return c;
+}

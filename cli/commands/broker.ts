@@ -1,0 +1,74 @@
+import type { Command } from 'commander';
+import { runBroker } from '../../broker/main.js';
+import type { BrokerOptions } from '../../broker/main.js';
+import { intArg } from '../args.js';
+
+interface BrokerFlags {
+  data?: string;
+  port?: string;
+  host?: string;
+  httpPort?: string;
+  advertisedHost?: string;
+  nodeId?: string;
+  flush?: string;
+  flushIntervalMs?: string;
+  maxMessageBytes?: string;
+  segmentBytes?: string;
+  retentionMs?: string;
+  retentionBytes?: string;
+  retentionCheckMs?: string;
+  defaultPartitions?: string;
+}
+
+function addBrokerFlags(cmd: Command): Command {
+  return cmd
+    .option('--data <dir>', 'data folder (env KMQ_DATA_DIR)')
+    .option('--port <n>', 'broker protocol port (env KMQ_PORT)', undefined)
+    .option('--host <addr>', 'address to listen on', undefined)
+    .option('--http-port <n>', 'port for /metrics, /healthz, /readyz (default port+1; -1 disables)')
+    .option('--advertised-host <host>', 'host clients are told to connect to')
+    .option('--node-id <n>', 'broker id')
+    .option('--flush <mode>', 'fsync policy: every-batch | interval | none')
+    .option('--flush-interval-ms <n>', 'fsync interval for --flush interval')
+    .option('--max-message-bytes <n>', 'largest record batch accepted')
+    .option('--segment-bytes <n>', 'segment file size before roll')
+    .option('--retention-ms <n>', 'default topic retention by time (-1 forever)')
+    .option('--retention-bytes <n>', 'default partition size limit (-1 unlimited)')
+    .option('--retention-check-ms <n>', 'how often retention runs')
+    .option('--default-partitions <n>', 'partitions of a topic created without a count');
+}
+
+export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
+  const o: BrokerOptions = {};
+  if (f.data !== undefined) o.dataDir = f.data;
+  if (f.port !== undefined) o.port = intArg('--port', f.port);
+  if (f.host !== undefined) o.host = f.host;
+  if (f.httpPort !== undefined) o.httpPort = intArg('--http-port', f.httpPort);
+  if (f.advertisedHost !== undefined) o.advertisedHost = f.advertisedHost;
+  if (f.nodeId !== undefined) o.nodeId = intArg('--node-id', f.nodeId);
+  if (f.flush !== undefined) o.flush = f.flush as BrokerOptions['flush'];
+  if (f.flushIntervalMs !== undefined) o.flushIntervalMs = intArg('--flush-interval-ms', f.flushIntervalMs);
+  if (f.maxMessageBytes !== undefined) o.maxMessageBytes = intArg('--max-message-bytes', f.maxMessageBytes);
+  if (f.segmentBytes !== undefined) o.segmentBytes = intArg('--segment-bytes', f.segmentBytes);
+  if (f.retentionMs !== undefined) o.retentionMs = intArg('--retention-ms', f.retentionMs);
+  if (f.retentionBytes !== undefined) o.retentionBytes = intArg('--retention-bytes', f.retentionBytes);
+  if (f.retentionCheckMs !== undefined) o.retentionCheckMs = intArg('--retention-check-ms', f.retentionCheckMs);
+  if (f.defaultPartitions !== undefined) o.defaultPartitions = intArg('--default-partitions', f.defaultPartitions);
+  return o;
+}
+
+export function registerBrokerCommands(program: Command): void {
+  addBrokerFlags(program.command('broker').description('run one broker process')).action(async (flags: BrokerFlags) => {
+    await runBroker(brokerOptionsFrom(flags));
+  });
+  addBrokerFlags(
+    program.command('dev').description('run a single-node broker on embedded local storage (default data folder ./kmq-data, port 9092)'),
+  ).action(async (flags: BrokerFlags) => {
+    const broker = await runBroker(brokerOptionsFrom(flags));
+    const { port, httpPort } = broker.address;
+    process.stderr.write(
+      `kmq dev: broker on 127.0.0.1:${port}, metrics on http://127.0.0.1:${httpPort}/metrics, data in ${broker.options.dataDir}\n` +
+        `Try: echo hello | kmq produce demo   then   kmq consume demo --from earliest --max 1\n`,
+    );
+  });
+}
