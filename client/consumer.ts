@@ -108,6 +108,7 @@ export class Consumer {
           if (next > cursor.position) cursor.position = next;
           continue;
         }
+        cursor.handed = next;
         yield { topic: cursor.topic, partition: cursor.partition, records, highWatermark: item.chunk.highWatermark };
         if (cursor.epoch === epoch && next > cursor.position) cursor.position = next;
       }
@@ -127,12 +128,28 @@ export class Consumer {
     return this.started;
   }
 
-  /** Commits current positions (next offset to consume) of partitions that moved. */
+  /**
+   * Commits positions (next offset to consume) of partitions that moved,
+   * including the batch the application holds now: call it after handling that
+   * batch. Auto-commit, revocation and close commit only batches whose handling
+   * finished (the application asked for the next one).
+   */
   async commit(): Promise<void> {
-    const group = this.options.groupId;
-    if (group === undefined) throw invalidSetting('consumer.groupId', 'commit() needs a consumer group', undefined);
-    const moved = [...this.cursors.values()].filter((c) => c.active && c.ready && c.position !== c.committed && c.position >= 0);
-    await this.commitCursors(moved);
+    if (this.options.groupId === undefined) throw invalidSetting('consumer.groupId', 'commit() needs a consumer group', undefined);
+    await this.commitMoved(true);
+  }
+
+  private async commitMoved(includeHanded: boolean): Promise<void> {
+    const moved: PartitionCursor[] = [];
+    const offsets: number[] = [];
+    for (const c of this.cursors.values()) {
+      if (!c.active || !c.ready) continue;
+      const offset = includeHanded && c.handed > c.position ? c.handed : c.position;
+      if (offset < 0 || offset === c.committed) continue;
+      moved.push(c);
+      offsets.push(offset);
+    }
+    await this.commitCursors(moved, offsets);
   }
 
   /** Moves the position of an owned partition; the next batch starts there. */
@@ -148,6 +165,7 @@ export class Consumer {
     cursor.epoch++;
     cursor.fetchOffset = offset;
     cursor.position = offset;
+    cursor.handed = offset;
     if (!cursor.ready) {
       cursor.ready = true;
       void this.ensureLoops();
@@ -174,7 +192,7 @@ export class Consumer {
     this.queue.close();
     if (this.started !== undefined) await this.started.catch(() => {});
     if (this.options.autoCommit) {
-      await this.commit().catch((err: unknown) => this.log.warn({ group: this.options.groupId, err: (err as Error).message }, 'Final commit failed'));
+      await this.commitMoved(false).catch((err: unknown) => this.log.warn({ group: this.options.groupId, err: (err as Error).message }, 'Final commit failed'));
     }
     await this.member?.leave();
     for (const c of this.cursors.values()) c.active = false;
@@ -196,7 +214,7 @@ export class Consumer {
     }
     if (this.options.autoCommit) {
       this.commitTimer = setInterval(() => {
-        this.commit().catch((err: unknown) => this.log.warn({ group: this.options.groupId, err: (err as Error).message }, 'Auto-commit failed'));
+        this.commitMoved(false).catch((err: unknown) => this.log.warn({ group: this.options.groupId, err: (err as Error).message }, 'Auto-commit failed'));
       }, this.options.autoCommitIntervalMs);
     }
   }
@@ -213,9 +231,9 @@ export class Consumer {
     for (const tp of tps) {
       const key = keyOf(tp.topic, tp.partition);
       if (this.cursors.get(key)?.active === true) continue;
-      const c: PartitionCursor = { topic: tp.topic, partition: tp.partition, fetchOffset: -1, position: -1, committed: -1, epoch: 0, highWatermark: -1, ready: false, active: true, leader: undefined };
+      const c: PartitionCursor = { topic: tp.topic, partition: tp.partition, fetchOffset: -1, position: -1, handed: -1, committed: -1, epoch: 0, highWatermark: -1, ready: false, active: true, leader: undefined };
       if (tp.offset !== undefined) {
-        c.fetchOffset = c.position = tp.offset;
+        c.fetchOffset = c.position = c.handed = tp.offset;
       }
       this.cursors.set(key, c);
       fresh.push(c);
@@ -226,7 +244,7 @@ export class Consumer {
       for (const o of committed) {
         const c = this.cursors.get(keyOf(o.topic, o.partition));
         if (c !== undefined && o.offset >= 0) {
-          c.fetchOffset = c.position = c.committed = o.offset;
+          c.fetchOffset = c.position = c.handed = c.committed = o.offset;
         }
       }
     }
@@ -248,7 +266,7 @@ export class Consumer {
         const o = offsets.get(c.partition);
         if (o === undefined) throw new KmqError(ErrorCode.UnknownPartition, `No ${spec} offset for ${topic}[${c.partition}]`, { topic, partition: c.partition });
         c.epoch++;
-        c.fetchOffset = c.position = o;
+        c.fetchOffset = c.position = c.handed = o;
       }
     }
   }
@@ -263,7 +281,8 @@ export class Consumer {
       revoked.push(c);
     }
     if (this.options.autoCommit) {
-      await this.commitCursors(revoked.filter((c) => c.ready && c.position !== c.committed && c.position >= 0)).catch((err: unknown) =>
+      const moved = revoked.filter((c) => c.ready && c.position !== c.committed && c.position >= 0);
+      await this.commitCursors(moved, moved.map((c) => c.position)).catch((err: unknown) =>
         this.log.warn({ group: this.options.groupId, err: (err as Error).message }, 'Commit of revoked partitions failed'),
       );
     }
@@ -278,11 +297,11 @@ export class Consumer {
     this.cursors.clear();
   }
 
-  private async commitCursors(cursors: PartitionCursor[]): Promise<void> {
+  private async commitCursors(cursors: PartitionCursor[], offsets: number[]): Promise<void> {
     if (cursors.length === 0 || this.options.groupId === undefined) return;
-    const offsets = cursors.map((c) => ({ topic: c.topic, partition: c.partition, offset: c.position }));
-    await commitOffsets(this.cluster, this.options.groupId, this.member?.memberId ?? '', offsets);
-    for (let i = 0; i < cursors.length; i++) cursors[i]!.committed = offsets[i]!.offset;
+    const entries = cursors.map((c, i) => ({ topic: c.topic, partition: c.partition, offset: offsets[i]! }));
+    await commitOffsets(this.cluster, this.options.groupId, this.member?.memberId ?? '', entries);
+    for (let i = 0; i < cursors.length; i++) cursors[i]!.committed = offsets[i]!;
   }
 
   /** Looks up leaders of ready partitions and starts one fetch loop per leader that has none. */

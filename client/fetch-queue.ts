@@ -8,6 +8,8 @@ export interface PartitionCursor {
   fetchOffset: number;
   /** Next offset to consume: past what the application has processed. Committed as is. */
   position: number;
+  /** Position after the batch the application holds now (handed out, maybe not yet processed). */
+  handed: number;
   /** Last committed position, -1 when none. */
   committed: number;
   /** Bumped on seek, reset and revocation: fetched data of an older epoch is dropped. */
