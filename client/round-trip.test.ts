@@ -6,7 +6,6 @@ import { readBatchHeader, stampBatch } from '../protocol/batch-header.js';
 import { errorCodeToWire } from '../protocol/error-codes.js';
 import { FrameReader, REQUEST_PREFIX_BYTES, encodeResponse, parseRequestBody } from '../protocol/frame.js';
 import * as pb from '../protocol/gen/kmq/broker/v1/broker.js';
-import { splitBatches } from '../protocol/record-batch.js';
 import { KmqClient } from './client.js';
 
 /**
