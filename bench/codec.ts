@@ -4,12 +4,13 @@
  * records, for 100 B and 1 KB values (no key, no headers), and for 100 B values with a
  * 16 B key and one header.
  *
- * Run: npx tsc -p tsconfig.json && node dist/bench/codec.js
+ * Run: npx tsc -p tsconfig.json && node dist/bench/codec.js [scenario label filter]
  */
 import { BatchBuilder, decodeBatch, encodeBatch, forEachRecord } from '../protocol/record-batch.js';
 import type { RecordHeader, RecordInput } from '../protocol/record-batch.js';
 
 const RECORDS_PER_BATCH = 1000;
+const only = process.argv[2];
 const MIN_MS = 1500;
 
 function measure(name: string, recordsPerCall: number, fn: () => number): void {
@@ -28,6 +29,7 @@ function measure(name: string, recordsPerCall: number, fn: () => number): void {
 }
 
 function scenario(label: string, valueBytes: number, key: Buffer | null, headers: RecordHeader[] | undefined): void {
+  if (only !== undefined && !label.includes(only)) return;
   const value = Buffer.alloc(valueBytes, 0x61);
   const records: RecordInput[] = [];
   const ts = Date.now();

@@ -167,6 +167,16 @@ describe('encode / decode', () => {
     );
   });
 
+  it('decodes header keys right when many distinct keys share a length', () => {
+    const records: RecordInput[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const key = `h${String(i).padStart(4, '0')}`;
+      records.push({ value: null, headers: [{ key, value: null }, { key: 'trace-id', value: null }, { key: `ü${i}`, value: null }], timestamp: BASE_TS });
+    }
+    const batch = encodeBatch(records);
+    for (let pass = 0; pass < 2; pass++) expectRecordsEqual(decodeBatch(batch).records, records, 0);
+  });
+
   it('round-trips records of large values through a growing builder', () => {
     const big = Buffer.alloc(300_000, 7);
     const builder = new BatchBuilder({}, 16);

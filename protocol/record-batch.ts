@@ -382,14 +382,42 @@ export function forEachRecord(buf: Buffer, minOffset: number, fn: (r: DecodedRec
   }
 }
 
-/** Shared by the record reader: one cursor per call. */
+// Header keys repeat from record to record (trace ids, idempotency keys), so short
+// ASCII keys are interned in a small table indexed by a hash of their bytes: a hit
+// costs a byte comparison instead of a string allocation. Safe to share: strings are
+// immutable and every lookup completes synchronously.
+const KEY_CACHE_SLOTS = 256;
+const KEY_CACHE_MAX_BYTES = 48;
+const keyCache: string[] = new Array<string>(KEY_CACHE_SLOTS).fill('');
+
+function headerKey(buf: Buffer, start: number, len: number): string {
+  if (len === 0) return '';
+  if (len > KEY_CACHE_MAX_BYTES) return buf.toString('utf8', start, start + len);
+  let h = len;
+  for (let i = start; i < start + len; i++) {
+    const b = buf[i]!;
+    if (b >= 0x80) return buf.toString('utf8', start, start + len);
+    h = (Math.imul(h, 31) + b) | 0;
+  }
+  const slot = h & (KEY_CACHE_SLOTS - 1);
+  const cached = keyCache[slot]!;
+  if (cached.length === len) {
+    let i = 0;
+    while (i < len && cached.charCodeAt(i) === buf[start + i]) i++;
+    if (i === len) return cached;
+  }
+  const key = buf.toString('latin1', start, start + len); // ASCII: latin1 decodes it the same, faster
+  keyCache[slot] = key;
+  return key;
+}
+
 function readHeaders(r: VarintReader, count: number, recordEnd: number): RecordHeader[] {
   const buf = r.buf;
   const headers: RecordHeader[] = [];
   for (let i = 0; i < count; i++) {
     const kl = r.readVarint();
     if (kl < 0 || kl > recordEnd - r.pos) throw corrupt(`Header key length ${kl} out of bounds`, { position: r.pos });
-    const key = buf.toString('utf8', r.pos, r.pos + kl);
+    const key = headerKey(buf, r.pos, kl);
     r.pos += kl;
     const vl = r.readVarint();
     let value: Buffer | null = null;
