@@ -20,6 +20,11 @@ class TinyBroker {
   /** Produce requests to fail with this error before appending, then count down. */
   failProduce = { code: ErrorCode.NotLeader as ErrorCode, times: 0 };
   produceRequests = 0;
+  /** Group mode: partitions of `topic` the one member is assigned; owned as last reported. */
+  groupAssignment: number[] = [];
+  lastOwned: number[] | undefined;
+  joins = 0;
+  heartbeatError: ErrorCode | undefined;
   private readonly lastSeq = new Map<number, number>();
   private server!: net.Server;
   private readonly sockets = new Set<net.Socket>();
@@ -124,6 +129,21 @@ class TinyBroker {
         const results = req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, errorCode: 0 }));
         return this.reply(s, id, pb.OffsetCommitResponse.encode({ errorCode: 0, errorMessage: '', results }).finish());
       }
+      case ApiKey.JoinGroup: {
+        this.joins++;
+        const assignment = [{ topic: this.topic, partitions: this.groupAssignment }];
+        return this.reply(s, id, pb.JoinGroupResponse.encode({ errorCode: 0, errorMessage: '', memberId: `m${this.joins}`, generation: this.joins, assignment, heartbeatIntervalMs: 20 }).finish());
+      }
+      case ApiKey.Heartbeat: {
+        const req = pb.HeartbeatRequest.decode(f.header);
+        this.lastOwned = req.owned.flatMap((t) => t.partitions).sort();
+        const errorCode = this.heartbeatError === undefined ? 0 : errorCodeToWire(this.heartbeatError);
+        this.heartbeatError = undefined;
+        const assignment = [{ topic: this.topic, partitions: this.groupAssignment }];
+        return this.reply(s, id, pb.HeartbeatResponse.encode({ errorCode, errorMessage: '', generation: this.joins, assignment, heartbeatIntervalMs: 20 }).finish());
+      }
+      case ApiKey.LeaveGroup:
+        return this.reply(s, id, pb.LeaveGroupResponse.encode({ errorCode: 0, errorMessage: '' }).finish());
       default:
         s.destroy();
     }
@@ -232,5 +252,31 @@ describe('producer and consumer against a broker stand-in', () => {
       break;
     }
     await c2.close();
+  });
+
+  it('follows the group assignment: revocation commits and stops reporting, UnknownMember rejoins', async () => {
+    const { broker, client } = await setup(2);
+    const producer = client.producer({ lingerMs: 0 });
+    await producer.send('orders', [{ value: 'p0', partition: 0 }, { value: 'p1', partition: 1 }]);
+    broker.groupAssignment = [0, 1];
+    const consumer = client.consumer({ groupId: 'g', topics: ['orders'], fromBeginning: true });
+    const seen = new Set<number>();
+    const iterator = consumer.batches();
+    while (seen.size < 2) {
+      const next = await iterator.next();
+      seen.add(next.value!.partition);
+    }
+    await expect.poll(() => broker.lastOwned).toEqual([0, 1]);
+
+    broker.groupAssignment = [0];
+    await expect.poll(() => broker.lastOwned).toEqual([0]);
+    expect(consumer.assignment()).toEqual([{ topic: 'orders', partition: 0 }]);
+
+    broker.heartbeatError = ErrorCode.UnknownMember;
+    await expect.poll(() => broker.joins).toBe(2);
+    await expect.poll(() => consumer.assignment()).toEqual([{ topic: 'orders', partition: 0 }]);
+    const pending = iterator.next();
+    await consumer.close();
+    await expect(pending).resolves.toMatchObject({ done: true });
   });
 });
