@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { KmqError } from '../lib/errors.js';
+import { registerBrokerCommands } from './commands/broker.js';
+import { registerTopicCommands } from './commands/topic.js';
+import { registerProduceCommand } from './commands/produce.js';
+import { registerConsumeCommand } from './commands/consume.js';
+import { registerGroupCommands } from './commands/group.js';
+import { CliError } from './output.js';
+
+const program = new Command();
+program
+  .name('kmq')
+  .description('kmq: a Kubernetes-native messaging platform (broker, topics, consumer groups)')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerBrokerCommands(program);
+registerTopicCommands(program);
+registerProduceCommand(program);
+registerConsumeCommand(program);
+registerGroupCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode);
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`kmq: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  if (err instanceof KmqError) {
+    process.stderr.write(`kmq: ${err.message} (${err.code})\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`kmq: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
