@@ -289,7 +289,8 @@ export class PartitionLog {
     while (this.segments.length > 1) {
       const oldest = this.segments[0]!;
       const expired = retentionMs >= 0 && oldest.maxTimestamp < now - retentionMs;
-      const tooBig = retentionBytes >= 0 && size > retentionBytes;
+      // As in Kafka: drop a segment only if what stays is still at least retentionBytes.
+      const tooBig = retentionBytes >= 0 && size - oldest.size >= retentionBytes;
       if (!expired && !tooBig) break;
       this.segments.shift();
       this.dirty.delete(oldest);
