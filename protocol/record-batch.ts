@@ -226,7 +226,11 @@ export class BatchBuilder {
     return this.pos;
   }
 
-  /** Fills the header, computes the CRC and returns the batch. The builder is spent afterwards. */
+  /**
+   * Fills the header, computes the CRC and returns the batch. The builder is spent
+   * afterwards. The batch is a view of the builder's buffer (no copy), which may have
+   * spare capacity: size the builder near the expected batch size.
+   */
   build(): Buffer {
     if (this.built) throw invalid('BatchBuilder.build called twice');
     if (this.recordCount === 0) throw invalid('Cannot build an empty batch');
@@ -383,31 +387,30 @@ export function forEachRecord(buf: Buffer, minOffset: number, fn: (r: DecodedRec
 }
 
 // Header keys repeat from record to record (trace ids, idempotency keys), so short
-// ASCII keys are interned in a small table indexed by a hash of their bytes: a hit
-// costs a byte comparison instead of a string allocation. Safe to share: strings are
+// keys are interned in a small table indexed by a hash of their bytes: a hit costs a
+// byte comparison instead of decoding a new string. Safe to share: strings are
 // immutable and every lookup completes synchronously.
 const KEY_CACHE_SLOTS = 256;
 const KEY_CACHE_MAX_BYTES = 48;
-const keyCache: string[] = new Array<string>(KEY_CACHE_SLOTS).fill('');
+const keyCacheBytes: Uint8Array[] = new Array<Uint8Array>(KEY_CACHE_SLOTS).fill(new Uint8Array(0));
+const keyCacheStrings: string[] = new Array<string>(KEY_CACHE_SLOTS).fill('');
 
 function headerKey(buf: Buffer, start: number, len: number): string {
   if (len === 0) return '';
-  if (len > KEY_CACHE_MAX_BYTES) return buf.toString('utf8', start, start + len);
+  const end = start + len;
+  if (len > KEY_CACHE_MAX_BYTES) return buf.toString('utf8', start, end);
   let h = len;
-  for (let i = start; i < start + len; i++) {
-    const b = buf[i]!;
-    if (b >= 0x80) return buf.toString('utf8', start, start + len);
-    h = (Math.imul(h, 31) + b) | 0;
-  }
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
   const slot = h & (KEY_CACHE_SLOTS - 1);
-  const cached = keyCache[slot]!;
+  const cached = keyCacheBytes[slot]!;
   if (cached.length === len) {
     let i = 0;
-    while (i < len && cached.charCodeAt(i) === buf[start + i]) i++;
-    if (i === len) return cached;
+    while (i < len && cached[i] === buf[start + i]) i++;
+    if (i === len) return keyCacheStrings[slot]!;
   }
-  const key = buf.toString('latin1', start, start + len); // ASCII: latin1 decodes it the same, faster
-  keyCache[slot] = key;
+  const key = buf.toString('utf8', start, end);
+  keyCacheBytes[slot] = Uint8Array.prototype.slice.call(buf, start, end);
+  keyCacheStrings[slot] = key;
   return key;
 }
 
