@@ -68,7 +68,7 @@ export function registerBrokerCommands(program: Command): void {
     const { port, httpPort } = broker.address;
     process.stderr.write(
       `kmq dev: broker on 127.0.0.1:${port}, metrics on http://127.0.0.1:${httpPort}/metrics, data in ${broker.options.dataDir}\n` +
-        `Try: echo hello | kmq produce demo   then   kmq consume demo --from earliest --max 1\n`,
+        `Try: kmq topic create demo && echo hello | kmq produce demo && kmq consume demo --from earliest --max 1\n`,
     );
   });
 }
