@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode, KmqError } from '../lib/errors.js';
 import { EnvVar, readEnv } from '../lib/env.js';
@@ -12,7 +13,7 @@ export interface BrokerOptions {
   host?: string;
   /** Broker protocol port. Default KMQ_PORT, else 9092; 0 picks a free port. */
   port?: number;
-  /** Host advertised to clients in metadata. Default: host. */
+  /** Host advertised to clients in metadata. Default: host, or the machine's hostname when host is a wildcard. */
   advertisedHost?: string;
   /** HTTP port for /metrics, /healthz, /readyz. Default KMQ_HTTP_PORT, else port + 1 (0 when port is 0); -1 disables it. */
   httpPort?: number;
@@ -75,7 +76,7 @@ export function compileBrokerOptions(o: BrokerOptions = {}): CompiledBrokerOptio
     nodeId: intSetting('nodeId', o.nodeId ?? 0, 0, 2 ** 31 - 1),
     host,
     port,
-    advertisedHost: o.advertisedHost ?? host,
+    advertisedHost: o.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? os.hostname() : host),
     httpPort,
     dataDir: path.resolve(o.dataDir ?? readEnv(EnvVar.dataDir) ?? 'kmq-data'),
     maxMessageBytes: intSetting('maxMessageBytes', o.maxMessageBytes ?? 1024 * 1024, 64, 512 * 1024 * 1024),
