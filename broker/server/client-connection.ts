@@ -8,6 +8,8 @@ import { ErrorResponse } from '../../protocol/gen/kmq/broker/v1/broker.js';
 import { errorCodeToWire } from '../../protocol/error-codes.js';
 import type { BrokerProbe } from '../metrics/broker-probe.js';
 
+const MAX_QUEUED_RESPONSE_BYTES = 16 * 1024 * 1024;
+
 /** What a handler answers: a header message (already encoded) and raw payload, or nothing (acks=none). */
 export interface HandlerResult {
   header: Uint8Array;
@@ -111,11 +113,17 @@ export class ClientConnection {
     if (this.closed || this.socket.destroyed) return;
     if (buffers.length === 1) {
       this.socket.write(buffers[0]!);
-      return;
+    } else {
+      this.socket.cork();
+      for (const b of buffers) if (b.length > 0) this.socket.write(b);
+      this.socket.uncork();
     }
-    this.socket.cork();
-    for (const b of buffers) if (b.length > 0) this.socket.write(b);
-    this.socket.uncork();
+    // A client that sends requests but does not read answers must not grow our memory:
+    // stop reading its requests until it has taken what is queued.
+    if (this.socket.writableLength > MAX_QUEUED_RESPONSE_BYTES && !this.socket.isPaused()) {
+      this.socket.pause();
+      this.socket.once('drain', () => this.socket.resume());
+    }
   }
 }
 
