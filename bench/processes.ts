@@ -1,0 +1,168 @@
+/**
+ * Child processes of a benchmark run: the broker (`kmq broker` from dist/cli) and
+ * the workers (dist/bench/worker.js). Every process started here is tracked so
+ * that killAll() can end them on Ctrl-C or on an error.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { WorkerRole } from './worker.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CLI = path.resolve(here, '..', 'cli', 'main.js');
+const WORKER = path.join(here, 'worker.js');
+
+const live = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+/** SIGKILLs every child still running (synchronous: usable from signal and exit handlers). */
+export function killAll(): void {
+  for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
+/** Splits a stream into lines. */
+function onLines(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
+  let buf = '';
+  stream.on('data', (chunk: Buffer) => {
+    buf += chunk.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line !== '') fn(line);
+    }
+  });
+}
+
+/** A broker process on a free loopback port. */
+export class BenchBroker {
+  port = 0;
+  httpPort = 0;
+  /** Last log lines, for error messages. */
+  private readonly tail: string[] = [];
+  private readonly exited: Promise<void>;
+
+  private constructor(readonly child: ChildProcess) {
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  static async start(dataDir: string, extraArgs: string[], nodeArgs: string[] = []): Promise<BenchBroker> {
+    const child = track(
+      spawn(process.execPath, [...nodeArgs, CLI, 'broker', '--data', dataDir, '--port', '0', '--host', '127.0.0.1', ...extraArgs], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, KMQ_LOG_LEVEL: 'info' },
+      }),
+    );
+    const b = new BenchBroker(child);
+    const keep = (line: string): void => {
+      b.tail.push(line);
+      if (b.tail.length > 50) b.tail.shift();
+    };
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Broker did not start in 20 s:\n${b.tail.join('\n')}`)), 20_000);
+      onLines(child.stdout!, (line) => {
+        keep(line);
+        if (!line.includes('"Broker started"')) return;
+        const parsed = JSON.parse(line) as { port: number; httpPort: number };
+        b.port = parsed.port;
+        b.httpPort = parsed.httpPort;
+        clearTimeout(timer);
+        resolve();
+      });
+      onLines(child.stderr!, keep);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`Broker exited (${code ?? signal}):\n${b.tail.join('\n')}`));
+      });
+    });
+    child.once('exit', (code, signal) => {
+      if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') process.stderr.write(`bench: broker exited (${code ?? signal}):\n${b.tail.join('\n')}\n`);
+    });
+    return b;
+  }
+
+  /** SIGTERM, SIGKILL after 10 s. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** A running worker: its result line, and progress events on the way. */
+export interface WorkerHandle<R> {
+  result: Promise<R>;
+  /** Resolves with the first `{"event": name}` line. */
+  event(name: string): Promise<Record<string, unknown>>;
+}
+
+/** Starts `node dist/bench/worker.js <role> <json>`; the result rejects if it exits without one. */
+export function startWorker<R>(role: WorkerRole, config: unknown, nodeArgs: string[] = []): WorkerHandle<R> {
+  const child = track(spawn(process.execPath, [...nodeArgs, WORKER, role, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const events = new Map<string, Record<string, unknown>>();
+  const eventWaiters: Array<{ name: string; resolve: (e: Record<string, unknown>) => void }> = [];
+  let stderr = '';
+  let result: R | undefined;
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.length > 20_000) stderr = stderr.slice(-20_000);
+  });
+  onLines(child.stdout!, (line) => {
+    let msg: { event?: string; result?: R };
+    try {
+      msg = JSON.parse(line) as { event?: string; result?: R };
+    } catch {
+      return;
+    }
+    if (msg.result !== undefined) result = msg.result;
+    if (typeof msg.event === 'string') {
+      events.set(msg.event, msg as Record<string, unknown>);
+      for (const w of eventWaiters.filter((x) => x.name === msg.event)) w.resolve(msg as Record<string, unknown>);
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const resultPromise = exited.then((code) => {
+    if (code === 0 && result !== undefined) return result;
+    throw new Error(`Worker ${role} failed (exit ${code}):\n${stderr.trim()}`);
+  });
+  return {
+    result: resultPromise,
+    event: (name) => {
+      const seen = events.get(name);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return Promise.race([
+        new Promise<Record<string, unknown>>((resolve) => eventWaiters.push({ name, resolve })),
+        resultPromise.then(() => {
+          throw new Error(`Worker ${role} ended before "${name}"`);
+        }),
+      ]);
+    },
+  };
+}
+
+/** Bytes of all files under `dir`. */
+export function folderBytes(dir: string): number {
+  let total = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += folderBytes(p);
+    else if (e.isFile()) total += fs.statSync(p).size;
+  }
+  return total;
+}
