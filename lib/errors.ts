@@ -28,6 +28,13 @@ export const ErrorCode = {
   ConnectionClosed: 'CONNECTION_CLOSED',
   NotLeader: 'NOT_LEADER',
   ShuttingDown: 'SHUTTING_DOWN',
+  UnknownExchange: 'UNKNOWN_EXCHANGE',
+  UnknownQueue: 'UNKNOWN_QUEUE',
+  UnknownBinding: 'UNKNOWN_BINDING',
+  ExchangeExists: 'EXCHANGE_EXISTS',
+  InvalidExchange: 'INVALID_EXCHANGE',
+  InvalidRoutingPattern: 'INVALID_ROUTING_PATTERN',
+  InvalidRoutingKey: 'INVALID_ROUTING_KEY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

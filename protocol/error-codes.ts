@@ -30,6 +30,13 @@ const wireTable: ReadonlyArray<readonly [number, ErrorCode]> = [
   [22, ErrorCode.ConnectionClosed],
   [23, ErrorCode.NotLeader],
   [24, ErrorCode.ShuttingDown],
+  [25, ErrorCode.UnknownExchange],
+  [26, ErrorCode.UnknownQueue],
+  [27, ErrorCode.UnknownBinding],
+  [28, ErrorCode.ExchangeExists],
+  [29, ErrorCode.InvalidExchange],
+  [30, ErrorCode.InvalidRoutingPattern],
+  [31, ErrorCode.InvalidRoutingKey],
 ];
 
 const toWire = new Map<ErrorCode, number>(wireTable.map(([n, c]) => [c, n]));
