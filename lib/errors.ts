@@ -35,6 +35,7 @@ export const ErrorCode = {
   InvalidExchange: 'INVALID_EXCHANGE',
   InvalidRoutingPattern: 'INVALID_ROUTING_PATTERN',
   InvalidRoutingKey: 'INVALID_ROUTING_KEY',
+  InvalidDelivery: 'INVALID_DELIVERY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

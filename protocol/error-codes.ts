@@ -37,6 +37,7 @@ const wireTable: ReadonlyArray<readonly [number, ErrorCode]> = [
   [29, ErrorCode.InvalidExchange],
   [30, ErrorCode.InvalidRoutingPattern],
   [31, ErrorCode.InvalidRoutingKey],
+  [32, ErrorCode.InvalidDelivery],
 ];
 
 const toWire = new Map<ErrorCode, number>(wireTable.map(([n, c]) => [c, n]));
