@@ -50,6 +50,18 @@ export class ProcSampler {
     }
   }
 
+  /** Machine-wide CPU time so far from /proc/stat, ms summed over all CPUs: busy (not idle, not iowait) and iowait. */
+  static machineCpuMs(): { busyMs: number; iowaitMs: number } {
+    try {
+      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+      // user nice system idle iowait irq softirq steal (guest time is inside user).
+      const [user = 0, nice = 0, system = 0, , iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+      return { busyMs: (user + nice + system + irq + softirq + steal) * TICK_MS, iowaitMs: iowait * TICK_MS };
+    } catch {
+      return { busyMs: 0, iowaitMs: 0 };
+    }
+  }
+
   private sample(): void {
     let rss = 0;
     try {

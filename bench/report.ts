@@ -15,7 +15,12 @@ export interface Row {
   /** Produce MB/s as a fraction of the disk's sequential write bandwidth with fdatasync per 1 MiB. */
   diskFsyncFraction?: number;
   brokerCpuPct?: number;
+  /** Mean time the broker took per produce request (frame read to answer, fsync included). */
+  brokerProduceMs?: number | undefined;
   clientCpuPct?: number;
+  /** Whole machine: busy CPU time (user, system, irq, softirq, steal) as % of all CPUs, and iowait. */
+  machineCpuPct?: number;
+  iowaitPct?: number;
   brokerPeakRssMb?: number;
   note?: string;
 }
@@ -29,8 +34,11 @@ const COLUMNS: Array<{ title: string; width: number; cell: (r: Row) => string }>
   { title: 'p99 ms', width: 8, cell: (r) => fixed(r.p99Ms, 2) },
   { title: 'max ms', width: 8, cell: (r) => fixed(r.maxMs, 1) },
   { title: '/fsync disk', width: 11, cell: (r) => (r.diskFsyncFraction === undefined ? '' : `${(r.diskFsyncFraction * 100).toFixed(0)}%`) },
+  { title: 'broker produce ms', width: 17, cell: (r) => fixed(r.brokerProduceMs, 2) },
   { title: 'broker CPU', width: 10, cell: (r) => pct(r.brokerCpuPct) },
   { title: 'client CPU', width: 10, cell: (r) => pct(r.clientCpuPct) },
+  { title: 'machine busy', width: 12, cell: (r) => pct(r.machineCpuPct) },
+  { title: 'iowait', width: 6, cell: (r) => pct(r.iowaitPct) },
   { title: 'broker RSS MB', width: 13, cell: (r) => fixed(r.brokerPeakRssMb, 0) },
 ];
 

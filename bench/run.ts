@@ -83,6 +83,13 @@ const sizes = {
   e2eRate: 20_000,
 };
 
+/**
+ * Records per send() call: about 2 MiB, at most 10,000. send() encodes its whole
+ * call synchronously, so a much larger call blocks the client's event loop (and
+ * the acknowledgements it should be handling) long enough to drain the pipeline.
+ */
+const callSizeFor = (recordBytes: number): number => Math.min(10_000, Math.round((2 * MiB) / recordBytes));
+
 const throughputProducer: ProducerSettings = { acks: 'leader', idempotent: true, lingerMs: 5, batchSizeBytes: MiB };
 // Latency: seal each tick's records at once instead of lingering for more.
 const e2eProducer: ProducerSettings = { acks: 'leader', idempotent: true, lingerMs: 0, batchSizeBytes: MiB };
@@ -116,10 +123,10 @@ interface MachineLimits {
   tcpMBps: number;
 }
 
+const disk = (syncEachChunk: boolean): Promise<BandwidthResult> =>
+  startWorker<BandwidthResult>('disk', { dir: path.join(tmpRoot, 'disk'), totalBytes: sizes.diskBytes, chunkBytes: MiB, syncEachChunk } satisfies DiskConfig).result;
+
 async function measureMachine(): Promise<MachineLimits> {
-  const dir = path.join(tmpRoot, 'disk');
-  const disk = (syncEachChunk: boolean): Promise<BandwidthResult> =>
-    startWorker<BandwidthResult>('disk', { dir, totalBytes: sizes.diskBytes, chunkBytes: MiB, syncEachChunk } satisfies DiskConfig).result;
   log(`disk: ${sizes.diskBytes / MiB} MiB in 1 MiB writes, fdatasync after each`);
   const fsync = await disk(true);
   log(`disk: ${sizes.diskBytes / MiB} MiB in 1 MiB writes, one fdatasync at the end`);
@@ -132,26 +139,55 @@ async function measureMachine(): Promise<MachineLimits> {
   return { diskFsyncMBps: mbps(fsync), diskNoFsyncMBps: mbps(nofsync), tcpMBps: mbps(received) };
 }
 
+interface ProduceLatencySum {
+  seconds: number;
+  count: number;
+}
+
+/** Sum and count of the broker's produce-latency histogram (frame read to answer, fsync included), from /metrics. */
+async function brokerProduceLatency(httpPort: number): Promise<ProduceLatencySum> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const num = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { seconds: num('kmq_broker_produce_seconds_sum'), count: num('kmq_broker_produce_seconds_count') };
+}
+
 /** Broker-side figures of one phase. */
 class Phase {
-  private readonly cpu0: number;
   private readonly t0 = performance.now();
-  constructor(private readonly sampler: ProcSampler) {
+  private constructor(
+    private readonly sampler: ProcSampler,
+    private readonly httpPort: number,
+    private readonly cpu0: number,
+    private readonly produce0: ProduceLatencySum,
+    private readonly machine0 = ProcSampler.machineCpuMs(),
+  ) {}
+
+  static async begin(sampler: ProcSampler, httpPort: number): Promise<Phase> {
+    const produce0 = await brokerProduceLatency(httpPort);
     sampler.takePhasePeak();
-    this.cpu0 = sampler.cpuMs();
+    return new Phase(sampler, httpPort, sampler.cpuMs(), produce0);
   }
-  end(): { brokerCpuPct: number; brokerPeakRssMb: number } {
+
+  async end(): Promise<{ brokerCpuPct: number; machineCpuPct: number; iowaitPct: number; brokerPeakRssMb: number; brokerProduceMs: number | undefined; produceRequests: number }> {
     const wall = performance.now() - this.t0;
-    return { brokerCpuPct: ((this.sampler.cpuMs() - this.cpu0) / wall) * 100, brokerPeakRssMb: this.sampler.takePhasePeak() / MiB };
+    const brokerCpuPct = ((this.sampler.cpuMs() - this.cpu0) / wall) * 100;
+    const m = ProcSampler.machineCpuMs();
+    const cpus = os.cpus().length;
+    const machineCpuPct = ((m.busyMs - this.machine0.busyMs) / wall / cpus) * 100;
+    const iowaitPct = ((m.iowaitMs - this.machine0.iowaitMs) / wall / cpus) * 100;
+    const brokerPeakRssMb = this.sampler.takePhasePeak() / MiB;
+    const p = await brokerProduceLatency(this.httpPort);
+    const requests = p.count - this.produce0.count;
+    return { brokerCpuPct, machineCpuPct, iowaitPct, brokerPeakRssMb, brokerProduceMs: requests > 0 ? ((p.seconds - this.produce0.seconds) / requests) * 1000 : undefined, produceRequests: requests };
   }
 }
 
 const clientCpuPct = (r: { cpuUserMs: number; cpuSystemMs: number; elapsedMs: number }): number => ((r.cpuUserMs + r.cpuSystemMs) / r.elapsedMs) * 100;
 
 interface Results {
-  produce: Record<string, ThroughputResult & { logBytes: number }>;
+  produce: Record<string, ThroughputResult & { logBytes: number; produceRequests: number; brokerProduceMs: number | undefined }>;
   consume: Record<string, ThroughputResult>;
-  e2e: Record<string, { producer: E2eProduceResult; consumer: LatencyResult }>;
+  e2e: Record<string, { producer: E2eProduceResult; consumer: LatencyResult; produceRequests: number }>;
 }
 
 async function main(): Promise<void> {
@@ -186,28 +222,28 @@ async function main(): Promise<void> {
           await admin.admin().createTopic(topic, { partitions });
           const records = sizes.recordsFor(recordBytes);
           log(`produce ${name}: ${records.toLocaleString('en-US')} records`);
-          const phase = new Phase(sampler);
-          const cfg: ProduceConfig = { broker: broker.address, topic, records, recordBytes, callSize: 10_000, callsInFlight: 8, producer: throughputProducer };
+          const phase = await Phase.begin(sampler, broker.httpPort);
+          const cfg: ProduceConfig = { broker: broker.address, topic, records, recordBytes, callSize: callSizeFor(recordBytes), callsInFlight: 8, producer: throughputProducer };
           const r = await startWorker<ThroughputResult>('produce', cfg, nodeArgsFor('producer')).result;
-          const b = phase.end();
+          const { produceRequests, ...b } = await phase.end();
           const logBytes = folderBytes(dataDir) - Object.values(results.produce).reduce((s, x) => s + x.logBytes, 0);
-          results.produce[name] = { ...r, logBytes };
+          results.produce[name] = { ...r, logBytes, produceRequests, brokerProduceMs: b.brokerProduceMs };
           const mb = r.bytes / MB / (r.elapsedMs / 1000);
           rows.push({
             workload: `produce ${name}`,
             recordsPerSec: r.records / (r.elapsedMs / 1000),
             mbPerSec: mb,
-            diskFsyncFraction: mb / machine.diskFsyncMBps,
+            diskFsyncFraction: 0,
             clientCpuPct: clientCpuPct(r),
             ...b,
           });
 
           if (runConsume) {
             log(`consume ${name}: catch-up read of ${records.toLocaleString('en-US')} records`);
-            const cphase = new Phase(sampler);
+            const cphase = await Phase.begin(sampler, broker.httpPort);
             const ccfg: ConsumeConfig = { broker: broker.address, topic, partitions, records };
             const c = await startWorker<ThroughputResult>('consume', ccfg, nodeArgsFor('consumer')).result;
-            const cb = cphase.end();
+            const { produceRequests: _none, brokerProduceMs: _unused, ...cb } = await cphase.end();
             results.consume[name] = c;
             rows.push({ workload: `consume ${name}`, recordsPerSec: c.records / (c.elapsedMs / 1000), mbPerSec: c.bytes / MB / (c.elapsedMs / 1000), clientCpuPct: clientCpuPct(c), ...cb });
           }
@@ -223,7 +259,7 @@ async function main(): Promise<void> {
           await admin.admin().createTopic(topic, { partitions });
           const records = Math.round((sizes.e2eRate * sizes.e2eMs) / 1000);
           log(`e2e ${name}: ${sizes.e2eRate.toLocaleString('en-US')} records/s for ${sizes.e2eMs / 1000} s`);
-          const phase = new Phase(sampler);
+          const phase = await Phase.begin(sampler, broker.httpPort);
           const consumer = startWorker<LatencyResult>(
             'e2e-consume',
             { broker: broker.address, topic, partitions, records, warmupMs: sizes.e2eWarmupMs, timeoutMs: sizes.e2eMs + 60_000 } satisfies E2eConsumeConfig,
@@ -236,8 +272,8 @@ async function main(): Promise<void> {
             nodeArgsFor('producer'),
           );
           const [p, c] = await Promise.all([producer.result, consumer.result]);
-          const b = phase.end();
-          results.e2e[name] = { producer: p, consumer: c };
+          const { produceRequests, ...b } = await phase.end();
+          results.e2e[name] = { producer: p, consumer: c, produceRequests };
           const lost = p.records - c.records;
           rows.push({
             workload: `e2e ${name} @${sizes.e2eRate / 1000}k/s`,
@@ -259,14 +295,20 @@ async function main(): Promise<void> {
     sampler.stop();
     await broker.stop();
   }
+  // Virtual disks drift (burst credits, neighbours): measure again and compare against the mean.
+  log('disk: fdatasync per MiB again, after the workloads');
+  const diskFsyncAfterMBps = mbps(await disk(true));
+  const diskFsyncMeanMBps = (machine.diskFsyncMBps + diskFsyncAfterMBps) / 2;
+  for (const r of rows) if (r.diskFsyncFraction !== undefined) r.diskFsyncFraction = r.mbPerSec! / diskFsyncMeanMBps;
 
   const machineRows: Row[] = [
-    { workload: 'disk write, fdatasync / MiB', mbPerSec: machine.diskFsyncMBps },
+    { workload: 'disk write, fdatasync / MiB', mbPerSec: machine.diskFsyncMBps, note: 'before the workloads' },
+    { workload: 'disk write, fdatasync / MiB', mbPerSec: diskFsyncAfterMBps, note: 'after the workloads' },
     { workload: 'disk write, one fdatasync', mbPerSec: machine.diskNoFsyncMBps },
     { workload: 'loopback TCP, 1 MiB writes', mbPerSec: machine.tcpMBps },
   ];
   const peakRssMb = sampler.peakRss / MiB;
-  const targets = checkTargets(rows, machine, peakRssMb);
+  const targets = checkTargets(rows, diskFsyncMeanMBps, peakRssMb);
 
   const report = {
     started: started.toISOString(),
@@ -277,12 +319,12 @@ async function main(): Promise<void> {
       brokerMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES,
       throughputProducer,
       e2eProducer,
-      callSize: 10_000,
+      callSize: Object.fromEntries(RECORD_SIZES.map((b) => [b, callSizeFor(b)])),
       callsInFlight: 8,
       sizes,
       quick,
     },
-    limits: machine,
+    limits: { ...machine, diskFsyncAfterMBps, diskFsyncMeanMBps },
     brokerPeakRssBytes: sampler.peakRss,
     rows,
     results,
@@ -300,7 +342,7 @@ async function main(): Promise<void> {
   process.stdout.write(`JSON: ${file}\n`);
 }
 
-function checkTargets(rows: Row[], machine: MachineLimits, peakRssMb: number): TargetCheck[] {
+function checkTargets(rows: Row[], diskFsyncMBps: number, peakRssMb: number): TargetCheck[] {
   const row = (w: string): Row | undefined => rows.find((r) => r.workload === w);
   const checks: TargetCheck[] = [];
   const p100 = row('produce 100 B × 1p');
@@ -312,7 +354,7 @@ function checkTargets(rows: Row[], machine: MachineLimits, peakRssMb: number): T
     if (r === undefined) continue;
     checks.push({
       target: `${w} >= 200 MB/s`,
-      measured: `${r.mbPerSec!.toFixed(0)} MB/s = ${((r.mbPerSec! / machine.diskFsyncMBps) * 100).toFixed(0)}% of disk with fdatasync per MiB (${machine.diskFsyncMBps.toFixed(0)} MB/s)`,
+      measured: `${r.mbPerSec!.toFixed(0)} MB/s = ${((r.mbPerSec! / diskFsyncMBps) * 100).toFixed(0)}% of disk with fdatasync per MiB (${diskFsyncMBps.toFixed(0)} MB/s, mean of before and after)`,
       met: r.mbPerSec! >= 200,
     });
   }
