@@ -21,6 +21,8 @@ export interface Row {
   /** Whole machine: busy CPU time (user, system, irq, softirq, steal) as % of all CPUs, and iowait. */
   machineCpuPct?: number;
   iowaitPct?: number;
+  /** Busy CPU not used by the broker or this row's clients, % of one core: kernel threads, softirq, other processes, steal. */
+  otherCpuPct?: number;
   brokerPeakRssMb?: number;
   note?: string;
 }
@@ -39,6 +41,7 @@ const COLUMNS: Array<{ title: string; width: number; cell: (r: Row) => string }>
   { title: 'client CPU', width: 10, cell: (r) => pct(r.clientCpuPct) },
   { title: 'machine busy', width: 12, cell: (r) => pct(r.machineCpuPct) },
   { title: 'iowait', width: 6, cell: (r) => pct(r.iowaitPct) },
+  { title: 'other CPU', width: 9, cell: (r) => pct(r.otherCpuPct) },
   { title: 'broker RSS MB', width: 13, cell: (r) => fixed(r.brokerPeakRssMb, 0) },
 ];
 

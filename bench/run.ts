@@ -293,6 +293,8 @@ async function main(): Promise<void> {
   } finally {
     await admin.close().catch(() => {});
     sampler.stop();
+    const cpus = os.cpus().length;
+    for (const r of rows) if (r.machineCpuPct !== undefined) r.otherCpuPct = Math.max(0, r.machineCpuPct * cpus - (r.brokerCpuPct ?? 0) - (r.clientCpuPct ?? 0));
     await broker.stop();
   }
   // Virtual disks drift (burst credits, neighbours): measure again and compare against the mean.
