@@ -135,8 +135,9 @@ const routingTable: Array<[exchange: string, key: string, headers: Record<string
 
 describe('ExchangeRegistry routing', () => {
   for (const [label, options] of [
-    ['with the topic cache', {}],
-    ['without the topic cache', { topicRouteCacheSize: 0 }],
+    ['with the topic DFA', {}],
+    ['with a tiny topic DFA budget', { topicStateBudget: 3 }],
+    ['walking the topic trie each time', { topicStateBudget: 0 }],
   ] as const) {
     it(`routes each exchange type by its rules (${label})`, async () => {
       const { registry } = await routingFixture(options);

@@ -22,8 +22,12 @@ const MAX_DESTINATION_NAME = 255;
 
 /** Options of the registry; every field has a default. */
 export interface ExchangeRegistryOptions {
-  /** Routing results cached per topic exchange, by routing key. 0 disables the cache. Default 1024. */
-  topicRouteCacheSize?: number;
+  /**
+   * Memory of each topic exchange's matching DFA, in node references and cached
+   * transitions (about 8 bytes each); past it the DFA is rebuilt on demand. 0
+   * walks the trie on every route instead. Default 262144.
+   */
+  topicStateBudget?: number;
 }
 
 interface StoredBinding {
@@ -44,7 +48,7 @@ interface ExchangeState {
 /** The exchanges of one broker. See the file header for concurrency. */
 export class ExchangeRegistry {
   private readonly exchanges = new Map<string, ExchangeState>();
-  private readonly topicCacheSize: number;
+  private readonly topicStateBudget: number;
   private tail: Promise<unknown> = Promise.resolve();
   private started = false;
 
@@ -53,11 +57,11 @@ export class ExchangeRegistry {
     private readonly destinationExists: (d: Destination) => boolean,
     options: ExchangeRegistryOptions = {},
   ) {
-    const size = options.topicRouteCacheSize ?? 1024;
-    if (!Number.isInteger(size) || size < 0) {
-      throw new KmqError(ErrorCode.InvalidConfig, `topicRouteCacheSize must be a whole number >= 0, not ${String(size)}`, { setting: 'topicRouteCacheSize' });
+    const budget = options.topicStateBudget ?? 262_144;
+    if (!Number.isInteger(budget) || budget < 0) {
+      throw new KmqError(ErrorCode.InvalidConfig, `topicStateBudget must be a whole number >= 0, not ${String(budget)}`, { setting: 'topicStateBudget' });
     }
-    this.topicCacheSize = size;
+    this.topicStateBudget = budget;
   }
 
   /**
@@ -237,7 +241,7 @@ export class ExchangeRegistry {
 
   private newState(spec: Readonly<ExchangeSpec>): ExchangeState {
     const noMatch = noMatchResult(spec.alternate);
-    return { spec, noMatch, router: createRouter(spec.type, noMatch, this.topicCacheSize), bindings: new Map(), destinations: new Map() };
+    return { spec, noMatch, router: createRouter(spec.type, noMatch, this.topicStateBudget), bindings: new Map(), destinations: new Map() };
   }
 }
 

@@ -4,9 +4,9 @@
  * bindings; the registry validates, persists, and calls add/remove.
  *
  * Results are frozen and shared: direct and fanout results are built when
- * bindings change, topic results are cached per routing key (bounded, cleared on
- * any binding change), so the common route() allocates nothing. Headers results
- * depend on the message and are built per call.
+ * bindings change, topic results are kept per state of the matching DFA (see
+ * topic-pattern.ts), so the common route() allocates little more than the words
+ * of the key. Headers results depend on the message and are built per call.
  */
 import type { Destination, ExchangeType, RouteResult } from './exchange-types.js';
 import { headersMatch } from './headers-match.js';
@@ -124,40 +124,36 @@ class FanoutRouter implements ExchangeRouter {
   }
 }
 
-/** Patterns in one trie, with a bounded per-key cache of results. */
+/** Patterns in one trie; each DFA state keeps its result, so a warm route is a lookup per word. */
 class TopicRouter implements ExchangeRouter {
-  private readonly trie = new TopicTrie<DestinationEntry>();
-  private readonly cache = new Map<string, RouteResult>();
+  private readonly trie: TopicTrie<DestinationEntry, RouteResult>;
   private readonly scratch: DestinationEntry[] = [];
 
   constructor(
     private readonly noMatch: RouteResult,
-    private readonly cacheSize: number,
-  ) {}
+    private readonly stateBudget: number,
+  ) {
+    this.trie = new TopicTrie({ stateBudget });
+  }
 
   add(b: RoutedBinding): void {
     this.trie.add(b.routingKey, b.target);
-    this.cache.clear();
   }
 
   remove(b: RoutedBinding): void {
     this.trie.remove(b.routingKey, b.target);
-    this.cache.clear();
   }
 
   route(routingKey: string): RouteResult {
-    const cached = this.cache.get(routingKey);
-    if (cached !== undefined) return cached;
+    if (this.stateBudget > 0) {
+      const state = this.trie.resolve(routingKey);
+      return (state.memo ??= resultOf(state.values, this.noMatch));
+    }
     const scratch = this.scratch;
     scratch.length = 0;
     this.trie.match(routingKey, scratch);
     const result = resultOf(scratch, this.noMatch);
     scratch.length = 0;
-    if (this.cacheSize > 0) {
-      // First in, first out: cheap, and a hot key soon comes back.
-      if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(routingKey, result);
-    }
     return result;
   }
 }
@@ -187,15 +183,15 @@ class HeadersRouter implements ExchangeRouter {
   }
 }
 
-/** A router for an exchange of `type` whose alternate gives `noMatch`. `topicCacheSize` 0 disables the topic cache. */
-export function createRouter(type: ExchangeType, noMatch: RouteResult, topicCacheSize: number): ExchangeRouter {
+/** A router for an exchange of `type` whose alternate gives `noMatch`. `topicStateBudget` 0: walk the trie on every route. */
+export function createRouter(type: ExchangeType, noMatch: RouteResult, topicStateBudget: number): ExchangeRouter {
   switch (type) {
     case 'direct':
       return new DirectRouter(noMatch);
     case 'fanout':
       return new FanoutRouter(noMatch);
     case 'topic':
-      return new TopicRouter(noMatch, topicCacheSize);
+      return new TopicRouter(noMatch, topicStateBudget);
     case 'headers':
       return new HeadersRouter(noMatch);
   }

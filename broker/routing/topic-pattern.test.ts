@@ -21,7 +21,20 @@ function trieMatches(pattern: string, key: string): boolean {
   trie.add(pattern, 1);
   const out: number[] = [];
   trie.match(key, out);
-  return out.length > 0;
+  const walked = out.length > 0;
+  // Cold and warm DFA agree with the walk.
+  expect(trie.resolve(key).values.length > 0).toBe(walked);
+  expect(trie.resolve(key).values.length > 0).toBe(walked);
+  return walked;
+}
+
+/** Matched values by both the DFA (`resolve`) and the plain walk (`match`), which must agree. */
+function matchedBoth(trie: TopicTrie<number>, key: string): number[] {
+  const out: number[] = [];
+  trie.match(key, out);
+  const viaDfa = [...trie.resolve(key).values].sort((x, y) => x - y);
+  expect(viaDfa).toEqual(out.sort((x, y) => x - y));
+  return viaDfa;
 }
 
 describe('topic pattern matching', () => {
@@ -93,24 +106,29 @@ describe('topic pattern matching', () => {
     const pattern = fc.array(patternWord, { maxLength: 6 }).map((w) => w.join('.'));
     const key = fc.array(keyWord, { maxLength: 7 }).map((w) => w.join('.'));
     fc.assert(
-      fc.property(fc.array(pattern, { minLength: 1, maxLength: 25 }), fc.array(key, { minLength: 1, maxLength: 10 }), fc.array(fc.boolean()), (patterns, keys, drop) => {
-        const trie = new TopicTrie<number>();
-        patterns.forEach((p, i) => trie.add(p, i));
-        const check = (present: (i: number) => boolean): void => {
-          for (const k of keys) {
-            const out: number[] = [];
-            trie.match(k, out);
-            const expected = patterns.flatMap((p, i) => (present(i) && referenceMatch(p, k) ? [i] : []));
-            expect(out.sort((x, y) => x - y)).toEqual(expected);
-          }
-        };
-        check(() => true);
-        patterns.forEach((p, i) => {
-          if (drop[i] === true) expect(trie.remove(p, i)).toBe(true);
-        });
-        expect(trie.size).toBe(patterns.length - patterns.filter((_, i) => drop[i] === true).length);
-        check((i) => drop[i] !== true);
-      }),
+      fc.property(
+        fc.array(pattern, { minLength: 1, maxLength: 25 }),
+        fc.array(key, { minLength: 1, maxLength: 10 }),
+        fc.array(fc.boolean()),
+        fc.constantFrom(undefined, 1, 6, 40),
+        (patterns, keys, drop, stateBudget) => {
+          const trie = new TopicTrie<number>(stateBudget === undefined ? {} : { stateBudget });
+          patterns.forEach((p, i) => trie.add(p, i));
+          const check = (present: (i: number) => boolean): void => {
+            // Twice over the keys: the second pass runs on a warm DFA (or a rebuilt one, with a small budget).
+            for (const k of [...keys, ...keys]) {
+              const expected = patterns.flatMap((p, i) => (present(i) && referenceMatch(p, k) ? [i] : []));
+              expect(matchedBoth(trie, k)).toEqual(expected);
+            }
+          };
+          check(() => true);
+          patterns.forEach((p, i) => {
+            if (drop[i] === true) expect(trie.remove(p, i)).toBe(true);
+          });
+          expect(trie.size).toBe(patterns.length - patterns.filter((_, i) => drop[i] === true).length);
+          check((i) => drop[i] !== true);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -122,12 +140,24 @@ describe('topic pattern matching', () => {
     trie.add(`${hashes}.a`, 1);
     trie.add(`${hashes}.b`, 2);
     const key = Array.from({ length: 120 }, () => 'x').join('.');
-    const out: number[] = [];
-    trie.match(`${key}.b`, out);
-    expect(out).toEqual([2]);
-    out.length = 0;
-    trie.match(`${key}.c`, out);
-    expect(out).toEqual([]);
+    expect(matchedBoth(trie, `${key}.b`)).toEqual([2]);
+    expect(matchedBoth(trie, `${key}.c`)).toEqual([]);
+  });
+
+  it('adds no DFA state for words no pattern names, and stays within its budget', () => {
+    const trie = new TopicTrie<number>();
+    trie.add('orders.*.created', 1);
+    trie.add('orders.#', 2);
+    for (let i = 0; i < 1000; i++) expect(trie.resolve(`orders.id-${i}.created`).values).toEqual([1, 2]);
+    const warm = trie.stateCount;
+    expect(warm).toBeLessThan(6);
+    for (let i = 0; i < 1000; i++) trie.resolve(`orders.id-${i}.created.more`);
+    expect(trie.stateCount).toBeLessThan(warm + 3);
+
+    const small = new TopicTrie<number>({ stateBudget: 20 });
+    for (let i = 0; i < 50; i++) small.add(`w${i}.#`, i);
+    for (let i = 0; i < 50; i++) expect(small.resolve(`w${i}.x.y`).values).toEqual([i]);
+    expect(small.stateCount).toBeLessThan(20);
   });
 
   it('reports a value once per pattern entry and removes one entry at a time', () => {
