@@ -151,6 +151,23 @@ async function brokerProduceLatency(httpPort: number): Promise<ProduceLatencySum
   return { seconds: num('kmq_broker_produce_seconds_sum'), count: num('kmq_broker_produce_seconds_count') };
 }
 
+/**
+ * Waits (up to 30 s) until the machine has been nearly idle for half a second, so
+ * that a phase does not start while other work from before (the previous phase's
+ * writeback, another process) still holds the CPUs. Returns the ms waited.
+ */
+async function waitForQuiet(): Promise<number> {
+  const t0 = performance.now();
+  const cpus = os.cpus().length;
+  while (performance.now() - t0 < 30_000) {
+    const a = ProcSampler.machineCpuMs();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const b = ProcSampler.machineCpuMs();
+    if ((b.busyMs - a.busyMs) / 500 / cpus < 0.15) break;
+  }
+  return performance.now() - t0;
+}
+
 /** Broker-side figures of one phase. */
 class Phase {
   private readonly t0 = performance.now();
@@ -163,6 +180,8 @@ class Phase {
   ) {}
 
   static async begin(sampler: ProcSampler, httpPort: number): Promise<Phase> {
+    const waited = await waitForQuiet();
+    if (waited > 5000) log(`waited ${(waited / 1000).toFixed(0)} s for the machine to quieten`);
     const produce0 = await brokerProduceLatency(httpPort);
     sampler.takePhasePeak();
     return new Phase(sampler, httpPort, sampler.cpuMs(), produce0);
