@@ -174,6 +174,8 @@ describe('SharedGroupCoordinator', () => {
         const archived = new Set<number>();
         const lastDc = new Map<number, number>();
         const held = new Map<string, number[]>();
+        // Who holds each offset, until when: a live lock is exclusive.
+        const holder = new Map<number, { m: string; until: number }>();
         const keyOf = (o: number) => (o % 3 === 0 ? undefined : `k${o % 5}`);
         const p = () => c.partition('g', 'q', 0);
         const settled = (o: number, into: Set<number>) => {
@@ -188,6 +190,9 @@ describe('SharedGroupCoordinator', () => {
               expect(acked.has(o) || archived.has(o), `offset ${o} delivered after it was settled`).toBe(false);
               expect(x.deliveryCount).toBe((lastDc.get(o) ?? 0) + 1);
               lastDc.set(o, x.deliveryCount);
+              const h = holder.get(o);
+              expect(h !== undefined && h.until > now.t, `offset ${o} acquired by ${m} while ${h?.m} holds it`).toBe(false);
+              holder.set(o, { m, until: now.t + LOCK });
               held.set(m, [...(held.get(m) ?? []), o]);
             }
           }
@@ -210,15 +215,20 @@ describe('SharedGroupCoordinator', () => {
               const offs = chosen(o.member, o.pick);
               const res = await p().ack(o.member, offs);
               res.forEach((e, i) => e === null && settled(offs[i]!, acked));
+              res.forEach((e, i) => e === null && holder.delete(offs[i]!));
               break;
             }
-            case 'release':
-              await p().release(o.member, chosen(o.member, o.pick), o.delay);
+            case 'release': {
+              const offs = chosen(o.member, o.pick);
+              const res = await p().release(o.member, offs, o.delay);
+              res.forEach((e, i) => e === null && holder.delete(offs[i]!));
               break;
+            }
             case 'reject': {
               const offs = chosen(o.member, o.pick);
               const r = await p().reject(o.member, offs, 'bad');
               r.results.forEach((e, i) => e === null && settled(offs[i]!, archived));
+              r.results.forEach((e, i) => e === null && holder.delete(offs[i]!));
               break;
             }
             case 'time':
@@ -227,6 +237,7 @@ describe('SharedGroupCoordinator', () => {
               break;
             case 'gone':
               c.memberGone(o.member, now.t);
+              for (const [off, h] of holder) if (h.m === o.member) holder.delete(off);
               break;
             case 'produce':
               logEnd += o.n;
@@ -235,6 +246,7 @@ describe('SharedGroupCoordinator', () => {
               journal = journal.copy();
               c = await open(journal, now, options);
               held.clear();
+              holder.clear();
               for (const [off, dc] of lastDc) {
                 if (off >= p().startOffset) expect(p().recordAt(off).deliveryCount).toBeGreaterThanOrEqual(dc);
                 else expect(acked.has(off) || archived.has(off), `offset ${off} below start but not settled`).toBe(true);
