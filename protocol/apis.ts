@@ -1,4 +1,5 @@
 import * as pb from './gen/kmq/broker/v1/broker.js';
+import * as q from './gen/kmq/broker/v1/queues.js';
 
 /** A protobuf message codec as ts-proto generates it. */
 export interface MessageCodec<T> {
@@ -29,6 +30,24 @@ export const ApiKey = {
   DescribeGroup: 26,
   ResetOffsets: 27,
   DeleteGroup: 28,
+  CreateQueue: 30,
+  DeleteQueue: 31,
+  DescribeQueue: 32,
+  ListQueues: 33,
+  PurgeQueue: 34,
+  ShareFetch: 40,
+  ShareSubscribe: 41,
+  ShareAck: 42,
+  ShareLeave: 43,
+  CreateExchange: 50,
+  DeleteExchange: 51,
+  ListExchanges: 52,
+  Bind: 53,
+  Unbind: 54,
+  Publish: 55,
+  DlqPeek: 60,
+  DlqReplay: 61,
+  DlqPurge: 62,
 } as const;
 export type ApiKey = (typeof ApiKey)[keyof typeof ApiKey];
 
@@ -64,6 +83,24 @@ export const Apis = {
   DescribeGroup: api(ApiKey.DescribeGroup, 'DescribeGroup', pb.DescribeGroupRequest, pb.DescribeGroupResponse),
   ResetOffsets: api(ApiKey.ResetOffsets, 'ResetOffsets', pb.ResetOffsetsRequest, pb.ResetOffsetsResponse),
   DeleteGroup: api(ApiKey.DeleteGroup, 'DeleteGroup', pb.DeleteGroupRequest, pb.DeleteGroupResponse),
+  CreateQueue: api(ApiKey.CreateQueue, 'CreateQueue', q.CreateQueueRequest, q.CreateQueueResponse),
+  DeleteQueue: api(ApiKey.DeleteQueue, 'DeleteQueue', q.DeleteQueueRequest, q.DeleteQueueResponse),
+  DescribeQueue: api(ApiKey.DescribeQueue, 'DescribeQueue', q.DescribeQueueRequest, q.DescribeQueueResponse),
+  ListQueues: api(ApiKey.ListQueues, 'ListQueues', q.ListQueuesRequest, q.ListQueuesResponse),
+  PurgeQueue: api(ApiKey.PurgeQueue, 'PurgeQueue', q.PurgeQueueRequest, q.PurgeQueueResponse),
+  ShareFetch: api(ApiKey.ShareFetch, 'ShareFetch', q.ShareFetchRequest, q.ShareFetchResponse),
+  ShareSubscribe: api(ApiKey.ShareSubscribe, 'ShareSubscribe', q.ShareSubscribeRequest, q.ShareFetchResponse),
+  ShareAck: api(ApiKey.ShareAck, 'ShareAck', q.ShareAckRequest, q.ShareAckResponse),
+  ShareLeave: api(ApiKey.ShareLeave, 'ShareLeave', q.ShareLeaveRequest, q.ShareLeaveResponse),
+  CreateExchange: api(ApiKey.CreateExchange, 'CreateExchange', q.CreateExchangeRequest, q.CreateExchangeResponse),
+  DeleteExchange: api(ApiKey.DeleteExchange, 'DeleteExchange', q.DeleteExchangeRequest, q.DeleteExchangeResponse),
+  ListExchanges: api(ApiKey.ListExchanges, 'ListExchanges', q.ListExchangesRequest, q.ListExchangesResponse),
+  Bind: api(ApiKey.Bind, 'Bind', q.BindRequest, q.BindResponse),
+  Unbind: api(ApiKey.Unbind, 'Unbind', q.UnbindRequest, q.UnbindResponse),
+  Publish: api(ApiKey.Publish, 'Publish', q.PublishRequest, q.PublishResponse),
+  DlqPeek: api(ApiKey.DlqPeek, 'DlqPeek', q.DlqPeekRequest, q.DlqPeekResponse),
+  DlqReplay: api(ApiKey.DlqReplay, 'DlqReplay', q.DlqReplayRequest, q.DlqReplayResponse),
+  DlqPurge: api(ApiKey.DlqPurge, 'DlqPurge', q.DlqPurgeRequest, q.DlqPurgeResponse),
 } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
