@@ -7,6 +7,7 @@ import { errorCodeToWire } from '../protocol/error-codes.js';
 import { FrameReader, REQUEST_PREFIX_BYTES, encodeResponse, parseRequestBody } from '../protocol/frame.js';
 import type { RequestFrame } from '../protocol/frame.js';
 import { ErrorResponse, MetadataRequest, MetadataResponse } from '../protocol/gen/kmq/broker/v1/broker.js';
+import { ShareFetchResponse } from '../protocol/gen/kmq/broker/v1/queues.js';
 import { BrokerConnection } from './connection.js';
 
 /** A tiny broker stand-in speaking the frame format; `onRequest` decides what to answer. */
@@ -153,5 +154,96 @@ describe('BrokerConnection', () => {
     await conn.connect();
     cleanups.push(() => conn.close());
     await expect(conn.request(Apis.Metadata, { topics: [], includeInternal: false })).rejects.toMatchObject({ code: ErrorCode.ConnectionClosed });
+  });
+
+  describe('stream', () => {
+    const push = (socket: net.Socket, id: number, header: ShareFetchResponse, payload: Buffer[] = []): void => {
+      for (const b of encodeResponse(id, 0, ShareFetchResponse.encode(header).finish(), payload)) socket.write(b);
+    };
+    const answer = (end: boolean, partition: number): ShareFetchResponse => ({
+      acquired: [{ partition, firstOffset: 0, lastOffset: 0, deliveryCount: 1, lockExpiresAt: 0 }],
+      data: [],
+      endOfStream: end,
+    });
+    const subscribe = { queue: 'q', group: '', memberId: 'm', prefetch: 10 };
+
+    it('delivers every answer under one correlation id until the last, then ends once', async () => {
+      const server = await startServer((frame, socket) => {
+        for (let i = 0; i < 3; i++) push(socket, frame.correlationId, answer(false, i), [Buffer.from(`p${i}`)]);
+        push(socket, frame.correlationId, answer(true, 3));
+        // Anything after the last answer has no one to go to.
+        push(socket, frame.correlationId, answer(false, 4));
+      });
+      cleanups.push(server.stop);
+      const conn = await connectTo(server.port, 50);
+      const seen: Array<{ partition: number; payload: string }> = [];
+      const ended = await new Promise<Array<KmqError | undefined>>((resolve) => {
+        const ends: Array<KmqError | undefined> = [];
+        conn.stream(Apis.ShareSubscribe, subscribe, (r) => seen.push({ partition: r.header.acquired[0]!.partition, payload: r.payload.toString() }), (err) => {
+          ends.push(err);
+          setTimeout(() => resolve(ends), 100);
+        }, (h) => h.endOfStream);
+      });
+      expect(ended).toEqual([undefined]);
+      expect(seen).toEqual([
+        { partition: 0, payload: 'p0' },
+        { partition: 1, payload: 'p1' },
+        { partition: 2, payload: 'p2' },
+        { partition: 3, payload: '' },
+      ]);
+      // No deadline applied although the request timeout is 50 ms, and nothing stays registered.
+      expect(conn.inFlight).toBe(0);
+    });
+
+    it('ends with the frame error, or ConnectionClosed when the socket closes', async () => {
+      let calls = 0;
+      const server = await startServer((frame, socket) => {
+        calls++;
+        push(socket, frame.correlationId, answer(false, 0));
+        if (calls === 1) {
+          const header = ErrorResponse.encode({ errorCode: errorCodeToWire(ErrorCode.UnknownQueue), errorMessage: 'Queue q does not exist' }).finish();
+          for (const b of encodeResponse(frame.correlationId, errorCodeToWire(ErrorCode.UnknownQueue), header)) socket.write(b);
+        } else {
+          setTimeout(() => socket.destroy(), 20);
+        }
+      });
+      cleanups.push(server.stop);
+      const conn = await connectTo(server.port);
+      const run = (): Promise<{ messages: number; err: KmqError | undefined }> =>
+        new Promise((resolve) => {
+          let messages = 0;
+          conn.stream(Apis.ShareSubscribe, subscribe, () => messages++, (err) => resolve({ messages, err }), (h) => h.endOfStream);
+        });
+      const first = await run();
+      expect(first.messages).toBe(1);
+      expect(first.err?.code).toBe(ErrorCode.UnknownQueue);
+      expect(first.err?.message).toBe('Queue q does not exist');
+      const second = await run();
+      expect(second.messages).toBe(1);
+      expect(second.err?.code).toBe(ErrorCode.ConnectionClosed);
+    });
+
+    it('cancel() drops later answers and never calls onEnd', async () => {
+      const server = await startServer((frame, socket) => {
+        push(socket, frame.correlationId, answer(false, 0));
+        setTimeout(() => push(socket, frame.correlationId, answer(false, 1)), 30);
+        setTimeout(() => push(socket, frame.correlationId, answer(true, 2)), 60);
+      });
+      cleanups.push(server.stop);
+      const conn = await connectTo(server.port);
+      let messages = 0;
+      let ends = 0;
+      await new Promise<void>((resolve) => {
+        const handle = conn.stream(Apis.ShareSubscribe, subscribe, () => {
+          messages++;
+          handle.cancel();
+          resolve();
+        }, () => ends++, (h) => h.endOfStream);
+      });
+      await new Promise((r) => setTimeout(r, 120));
+      expect(messages).toBe(1);
+      expect(ends).toBe(0);
+      expect(conn.inFlight).toBe(0);
+    });
   });
 });

@@ -38,12 +38,21 @@ export interface Response<Res> {
   payload: Buffer;
 }
 
+/** A request the broker answers many times (a push subscription). */
+export interface StreamHandle {
+  /** Stops listening at once: later answers are dropped and onEnd is not called. */
+  cancel(): void;
+}
+
 interface Pending {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   api: ApiSpec<any, any>;
   resolve: (r: Response<unknown>) => void;
   reject: (e: KmqError) => void;
-  timer: NodeJS.Timeout;
+  /** Absent for streams: they have no deadline. */
+  timer: NodeJS.Timeout | undefined;
+  /** Streams stay registered until this says the answer was the last. */
+  isEnd: ((header: unknown) => boolean) | undefined;
 }
 
 const EMPTY: readonly Buffer[] = [];
@@ -148,9 +157,54 @@ export class BrokerConnection {
           reject(new KmqError(ErrorCode.RequestTimedOut, `${api.name} request to ${this.name} timed out after ${timeoutMs} ms`, { broker: this.name, api: api.name }));
         }
       }, timeoutMs);
-      this.pending.set(correlationId, { api, resolve: resolve as (r: Response<unknown>) => void, reject, timer });
+      this.pending.set(correlationId, { api, resolve: resolve as (r: Response<unknown>) => void, reject, timer, isEnd: undefined });
       this.write(socket, encodeRequest(api.key, api.maxVersion, correlationId, api.request.encode(req).finish(), payload));
     });
+  }
+
+  /**
+   * Sends a request the broker answers many times under its correlation id (a push
+   * subscription). Every answer goes to onMessage, the last one included; the stream
+   * ends when `isEnd` says an answer is the last (onEnd()), on a frame error or when
+   * the connection closes (onEnd(err)). Streams have no deadline. onEnd runs at most
+   * once, and never after cancel(). Throws as request() does when the connection is
+   * not open.
+   */
+  stream<Req, Res>(
+    api: ApiSpec<Req, Res>,
+    req: Req,
+    onMessage: (r: Response<Res>) => void,
+    onEnd: (err?: KmqError) => void,
+    isEnd: (header: Res) => boolean,
+  ): StreamHandle {
+    const socket = this.writableSocket(api);
+    const correlationId = this.takeCorrelationId();
+    let done = false;
+    const end = (err?: KmqError): void => {
+      if (done) return;
+      done = true;
+      onEnd(err);
+    };
+    const entry: Pending = {
+      api,
+      // Called per answer; onFrame has already unregistered the stream when this one is the last.
+      resolve: (r) => {
+        if (done) return;
+        onMessage(r as Response<Res>);
+        if (this.pending.get(correlationId) !== entry) end();
+      },
+      reject: end,
+      timer: undefined,
+      isEnd: isEnd as (header: unknown) => boolean,
+    };
+    this.pending.set(correlationId, entry);
+    this.write(socket, encodeRequest(api.key, api.maxVersion, correlationId, api.request.encode(req).finish(), EMPTY));
+    return {
+      cancel: () => {
+        done = true;
+        if (this.pending.get(correlationId) === entry) this.pending.delete(correlationId);
+      },
+    };
   }
 
   /**
@@ -223,9 +277,12 @@ export class BrokerConnection {
       this.options.logger.debug({ broker: this.name, correlationId: frame.correlationId }, 'Dropped response to an expired request');
       return;
     }
-    this.pending.delete(frame.correlationId);
-    clearTimeout(p.timer);
+    if (p.isEnd === undefined) {
+      this.pending.delete(frame.correlationId);
+      clearTimeout(p.timer);
+    }
     if (frame.frameError !== 0) {
+      this.pending.delete(frame.correlationId);
       p.reject(this.frameError(p.api.name, frame.frameError, frame.header));
       return;
     }
@@ -233,9 +290,11 @@ export class BrokerConnection {
     try {
       header = p.api.response.decode(frame.header);
     } catch (err) {
+      this.pending.delete(frame.correlationId);
       p.reject(new KmqError(ErrorCode.CorruptMessage, `Undecodable ${p.api.name} response from ${this.name}`, { broker: this.name, api: p.api.name }, { cause: err }));
       return;
     }
+    if (p.isEnd !== undefined && p.isEnd(header)) this.pending.delete(frame.correlationId);
     p.resolve({ header, payload: frame.payload });
   }
 
