@@ -15,8 +15,13 @@ import { HealthServer } from './http/health-server.js';
 import { RequestHandlers } from './server/request-handlers.js';
 import { ClientConnection } from './server/client-connection.js';
 import { ProducerIdAllocator } from './server/producer-id-allocator.js';
+import { QueueHandlers } from './server/queue-handlers.js';
+import { SharedGroupCoordinator } from './groups/shared/shared-group-coordinator.js';
+import { ExchangeRegistry } from './routing/exchange-registry.js';
+import { QueueService } from './queues/queue-service.js';
 
 export const OFFSETS_TOPIC = '__consumer_offsets';
+export const SHARE_STATE_TOPIC = '__share_state';
 
 /**
  * A single broker: storage, topics, consumer groups, the protocol listener and
@@ -36,6 +41,7 @@ export class Broker {
     private readonly lock: DataDirLock,
     private readonly topics: TopicManager,
     private readonly groups: GroupCoordinator,
+    private readonly queues: QueueService,
     private readonly probe: BrokerProbe,
     private readonly server: net.Server,
     private readonly health: HealthServer | undefined,
@@ -63,18 +69,33 @@ export class Broker {
         },
       });
       await groups.start();
+
+      const shareTopic = await topics.ensureInternalTopic(SHARE_STATE_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, segmentBytes: 16 * 1024 * 1024 });
+      const shareStore = new CompactedStore(shareTopic.partitions[0]!, options.maxMessageBytes);
+      const shared = new SharedGroupCoordinator({
+        logger: logger.child({ component: 'shared-groups' }),
+        journal: { append: (entries) => shareStore.appendMany(entries), load: () => shareStore.load() },
+      });
+      await shared.start();
+      const exchanges = new ExchangeRegistry(store.routing, (d) => topics.has(d.name) && (topics.get(d.name).record.queue !== undefined) === (d.kind === 'queue'));
+      await exchanges.start();
+      const queues = new QueueService(topics, shared, exchanges, logger.child({ component: 'queues' }));
+      queues.start();
       const probe = new BrokerProbe({
         *partitions() {
           for (const t of topics.list(true)) for (const p of t.partitions) yield { topic: t.record.name, partition: p.index, logStartOffset: p.logStartOffset, logEndOffset: p.logEndOffset };
         },
         groupLag: () => groups.lagSnapshot(),
+        queues: () => queues.metrics(),
+        exchanges: () => queues.exchangeCounters(),
       });
       const server = net.createServer();
       const readiness = { broker: undefined as Broker | undefined };
       const health = options.httpPort >= 0 ? new HealthServer(probe.registry, () => readiness.broker?.ready === true) : undefined;
-      const broker = new Broker(options, logger, lock, topics, groups, probe, server, health);
+      const broker = new Broker(options, logger, lock, topics, groups, queues, probe, server, health);
       readiness.broker = broker;
-      const handlers = new RequestHandlers(options, topics, groups, new ProducerIdAllocator(store), probe, logger, store.clusterId, () => ({
+      const queueHandlers = new QueueHandlers(options, queues, exchanges, logger.child({ component: 'queues' }));
+      const handlers = new RequestHandlers(options, topics, groups, queueHandlers, new ProducerIdAllocator(store), probe, logger, store.clusterId, () => ({
         host: options.advertisedHost,
         port: broker.port,
       }));
@@ -133,7 +154,10 @@ export class Broker {
         if (n > 0) this.logger.info({ segments: n }, 'Retention removed segments');
       });
     }, this.options.retentionCheckMs);
-    const groups = setInterval(() => this.groups.tick(), 200);
+    const groups = setInterval(() => {
+      this.groups.tick();
+      this.queues.tick();
+    }, 100);
     retention.unref();
     groups.unref();
     this.timers.push(retention, groups);

@@ -36,6 +36,7 @@ export const ErrorCode = {
   InvalidRoutingPattern: 'INVALID_ROUTING_PATTERN',
   InvalidRoutingKey: 'INVALID_ROUTING_KEY',
   InvalidDelivery: 'INVALID_DELIVERY',
+  Unroutable: 'UNROUTABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

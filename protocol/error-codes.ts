@@ -38,6 +38,7 @@ const wireTable: ReadonlyArray<readonly [number, ErrorCode]> = [
   [30, ErrorCode.InvalidRoutingPattern],
   [31, ErrorCode.InvalidRoutingKey],
   [32, ErrorCode.InvalidDelivery],
+  [33, ErrorCode.Unroutable],
 ];
 
 const toWire = new Map<ErrorCode, number>(wireTable.map(([n, c]) => [c, n]));

@@ -3,11 +3,13 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import type { MetadataStore, TopicRecord } from './metadata-store.js';
+import type { BindingSpec, ExchangeSpec, RoutingStore } from '../routing/exchange-types.js';
 
 /**
  * The `local` coordination store: one JSON file, `<dataDir>/meta/cluster.json`.
  *
- * Format: { version: 1, clusterId, nextProducerId, topics: { [name]: TopicRecord } }.
+ * Format: { version: 1, clusterId, nextProducerId, topics: { [name]: TopicRecord },
+ * exchanges?: { [name]: ExchangeSpec }, bindings?: BindingSpec[] }.
  * Every change rewrites the file atomically (write a temp file, fsync, rename,
  * fsync the folder), so a crash leaves either the old or the new file. Changes
  * are serialised by the caller (the broker's event loop awaits each one).
@@ -17,6 +19,14 @@ interface FileFormat {
   clusterId: string;
   nextProducerId: number;
   topics: Record<string, TopicRecord>;
+  exchanges?: Record<string, ExchangeSpec>;
+  bindings?: BindingSpec[];
+}
+
+/** Binding identity: every field, headers in key order. */
+function bindingKey(b: BindingSpec): string {
+  const headers = b.headers === undefined ? [] : Object.entries(b.headers).sort(([a], [c]) => (a < c ? -1 : a > c ? 1 : 0));
+  return JSON.stringify([b.exchange, b.destination.kind, b.destination.name, b.routingKey, headers, b.match ?? 'all']);
 }
 
 export class LocalMetadataStore implements MetadataStore {
@@ -49,6 +59,30 @@ export class LocalMetadataStore implements MetadataStore {
       throw new KmqError(ErrorCode.StorageError, `Cannot open metadata ${file}: ${(err as Error).message}`, {}, { cause: err });
     }
   }
+
+  readonly routing: RoutingStore = {
+    load: async () => ({ exchanges: Object.values(this.state.exchanges ?? {}), bindings: [...(this.state.bindings ?? [])] }),
+    putExchange: (e) =>
+      this.mutate((s) => {
+        s.exchanges = { ...(s.exchanges ?? {}), [e.name]: e };
+      }),
+    deleteExchange: (name) =>
+      this.mutate((s) => {
+        if (s.exchanges !== undefined) delete s.exchanges[name];
+      }),
+    putBinding: (b) =>
+      this.mutate((s) => {
+        const key = bindingKey(b);
+        const list = s.bindings ?? [];
+        if (!list.some((x) => bindingKey(x) === key)) list.push(b);
+        s.bindings = list;
+      }),
+    deleteBinding: (b) =>
+      this.mutate((s) => {
+        const key = bindingKey(b);
+        s.bindings = (s.bindings ?? []).filter((x) => bindingKey(x) !== key);
+      }),
+  };
 
   get clusterId(): string {
     return this.state.clusterId;

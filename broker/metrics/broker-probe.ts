@@ -3,6 +3,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export interface PartitionGaugeSource {
   partitions(): Iterable<{ topic: string; partition: number; logStartOffset: number; logEndOffset: number }>;
   groupLag(): Iterable<{ group: string; topic: string; partition: number; lag: number }>;
+  queues(): Iterable<{ queue: string; depth: { ready: number; inFlight: number; delayed: number }; redeliveries: number; deadLettered: number }>;
+  exchanges(): { routed: ReadonlyMap<string, number>; unroutable: ReadonlyMap<string, number> };
 }
 
 /**
@@ -35,6 +37,7 @@ export class BrokerProbe {
     this.requests = new Counter({ name: 'kmq_broker_requests_total', help: 'Requests handled, per api', labelNames: ['api'], registers });
     this.requestErrors = new Counter({ name: 'kmq_broker_request_errors_total', help: 'Requests or partitions answered with an error, per api and error code', labelNames: ['api', 'code'], registers });
     this.connections = new Gauge({ name: 'kmq_broker_connections', help: 'Open client connections', registers });
+    this.queueMetrics(source, registers);
     this.rejectedFrames = new Counter({ name: 'kmq_broker_rejected_frames_total', help: 'Connections closed for a malformed frame (bad length, unknown api)', registers });
     new Gauge({
       name: 'kmq_broker_log_end_offset',
@@ -64,6 +67,63 @@ export class BrokerProbe {
       collect() {
         this.reset();
         for (const l of source.groupLag()) this.set({ group: l.group, topic: l.topic, partition: String(l.partition) }, l.lag);
+      },
+    });
+  }
+
+  private queueMetrics(source: PartitionGaugeSource, registers: Registry[]): void {
+    new Gauge({
+      name: 'kmq_broker_queue_depth',
+      help: 'Messages in a queue, by state: ready, in_flight (acquired, unacked), delayed (nacked with a delay)',
+      labelNames: ['queue', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const q of source.queues()) {
+          this.set({ queue: q.queue, state: 'ready' }, q.depth.ready);
+          this.set({ queue: q.queue, state: 'in_flight' }, q.depth.inFlight);
+          this.set({ queue: q.queue, state: 'delayed' }, q.depth.delayed);
+        }
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_queue_redeliveries',
+      help: 'Redeliveries of a queue since the broker started',
+      labelNames: ['queue'],
+      registers,
+      collect() {
+        this.reset();
+        for (const q of source.queues()) this.set({ queue: q.queue }, q.redeliveries);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_queue_dead_lettered',
+      help: 'Messages of a queue dead-lettered (rejected or past max deliveries) since the broker started',
+      labelNames: ['queue'],
+      registers,
+      collect() {
+        this.reset();
+        for (const q of source.queues()) this.set({ queue: q.queue }, q.deadLettered);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_exchange_unroutable',
+      help: 'Publishes to an exchange that matched no binding, since the broker started',
+      labelNames: ['exchange'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [e, n] of source.exchanges().unroutable) this.set({ exchange: e }, n);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_exchange_routed',
+      help: 'Publishes to an exchange that reached at least one destination, since the broker started',
+      labelNames: ['exchange'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [e, n] of source.exchanges().routed) this.set({ exchange: e }, n);
       },
     });
   }

@@ -13,6 +13,12 @@ export class CompactedStore {
     await this.partition.append(encodeBatch([{ key, value }]), this.maxMessageBytes);
   }
 
+  /** Appends every entry in one batch: all or nothing. */
+  async appendMany(entries: Array<{ key: Buffer; value: Buffer | null }>): Promise<void> {
+    if (entries.length === 0) return;
+    await this.partition.append(encodeBatch(entries), Number.MAX_SAFE_INTEGER);
+  }
+
   /** Every record from the log start, in order. */
   *load(): Iterable<{ key: Buffer; value: Buffer | null }> {
     let offset = this.partition.logStartOffset;

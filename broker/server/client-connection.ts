@@ -16,7 +16,7 @@ export interface HandlerResult {
   payload?: Buffer[];
 }
 
-export type RequestDispatcher = (apiKey: number, header: Buffer, payload: Buffer, conn: ClientConnection) => Promise<HandlerResult | null> | HandlerResult | null;
+export type RequestDispatcher = (apiKey: number, header: Buffer, payload: Buffer, conn: ClientConnection, correlationId: number) => Promise<HandlerResult | null> | HandlerResult | null;
 
 /**
  * One client TCP connection. Frames are checked from their fixed prefix (length,
@@ -82,7 +82,7 @@ export class ClientConnection {
       correlationId = frame.correlationId;
       apiName = apiByKey(frame.apiKey)?.name ?? 'unknown';
       this.probe.request(apiName);
-      const result = this.dispatch(frame.apiKey, frame.header, frame.payload, this);
+      const result = this.dispatch(frame.apiKey, frame.header, frame.payload, this, correlationId);
       if (result instanceof Promise) {
         result.then(
           (r) => this.answer(correlationId, r),
@@ -94,6 +94,21 @@ export class ClientConnection {
     } catch (err) {
       this.answerError(correlationId, apiName, err);
     }
+  }
+
+  /** One answer of a stream (push subscription): many frames share the request's correlation id. */
+  push(correlationId: number, r: HandlerResult): void {
+    this.answer(correlationId, r);
+  }
+
+  /** Ends a stream with an error frame. */
+  pushError(correlationId: number, apiName: string, err: unknown): void {
+    this.answerError(correlationId, apiName, err);
+  }
+
+  /** Bytes queued for the client and not yet sent: a pushing stream waits while this is high. */
+  get queuedBytes(): number {
+    return this.socket.writableLength;
   }
 
   private answer(correlationId: number, r: HandlerResult | null): void {

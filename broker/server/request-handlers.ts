@@ -12,6 +12,7 @@ import type { GroupCoordinator } from '../groups/group-coordinator.js';
 import type { BrokerProbe } from '../metrics/broker-probe.js';
 import type { ProducerIdAllocator } from './producer-id-allocator.js';
 import type { ClientConnection, HandlerResult } from './client-connection.js';
+import type { QueueHandlers } from './queue-handlers.js';
 
 const MAX_FETCH_WAIT_MS = 30_000;
 
@@ -48,6 +49,7 @@ export class RequestHandlers {
     private readonly options: CompiledBrokerOptions,
     private readonly topics: TopicManager,
     private readonly groups: GroupCoordinator,
+    private readonly queueHandlers: QueueHandlers,
     private readonly producerIds: ProducerIdAllocator,
     private readonly probe: BrokerProbe,
     private readonly logger: Logger,
@@ -55,7 +57,7 @@ export class RequestHandlers {
     private readonly advertised: () => { host: string; port: number },
   ) {}
 
-  dispatch = (apiKey: number, header: Buffer, payload: Buffer, conn: ClientConnection): Promise<HandlerResult | null> | HandlerResult | null => {
+  dispatch = (apiKey: number, header: Buffer, payload: Buffer, conn: ClientConnection, correlationId: number): Promise<HandlerResult | null> | HandlerResult | null => {
     switch (apiKey) {
       case ApiKey.Produce:
         return this.produce(Apis.Produce.request.decode(header), payload);
@@ -93,8 +95,11 @@ export class RequestHandlers {
         return this.groups.resetOffsets(Apis.ResetOffsets.request.decode(header)).then((r) => ok(Apis.ResetOffsets, r));
       case ApiKey.DeleteGroup:
         return this.groups.deleteGroup(Apis.DeleteGroup.request.decode(header)).then((r) => ok(Apis.DeleteGroup, r));
-      default:
-        throw new KmqError(ErrorCode.UnsupportedVersion, `Unknown api key ${apiKey}`);
+      default: {
+        const r = this.queueHandlers.dispatch(apiKey, header, payload, conn, correlationId);
+        if (r === undefined) throw new KmqError(ErrorCode.UnsupportedVersion, `Unknown api key ${apiKey}`);
+        return r;
+      }
     }
   };
 
@@ -225,7 +230,7 @@ export class RequestHandlers {
     });
     const topics =
       req.topics.length === 0
-        ? this.topics.list(req.includeInternal).map(topicMeta)
+        ? this.topics.list(req.includeInternal, 'topic').map(topicMeta)
         : req.topics.map((name) =>
             this.topics.has(name)
               ? topicMeta(this.topics.get(name))
@@ -244,6 +249,9 @@ export class RequestHandlers {
 
   private async deleteTopic(req: pb.DeleteTopicRequest): Promise<HandlerResult> {
     if (req.ifExists && !this.topics.has(req.name)) return ok(Apis.DeleteTopic, { errorCode: 0, errorMessage: '' });
+    if (this.topics.get(req.name).record.queue !== undefined) {
+      throw new KmqError(ErrorCode.InvalidTopic, `"${req.name}" is a queue: delete it with kmq queue delete`, { topic: req.name });
+    }
     await this.topics.delete(req.name);
     return ok(Apis.DeleteTopic, { errorCode: 0, errorMessage: '' });
   }

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CompiledBrokerOptions } from '../options.js';
-import type { MetadataStore, TopicOverrides, TopicRecord } from '../cluster/metadata-store.js';
+import type { MetadataStore, QueueSettings, TopicOverrides, TopicRecord } from '../cluster/metadata-store.js';
 import { Partition } from '../partition/partition.js';
 import type { LogConfig } from '../storage/partition-log.js';
 
@@ -55,8 +55,18 @@ export class TopicManager {
     return this.create(name, partitions, 1, config, { internal: true });
   }
 
-  list(includeInternal = false): Topic[] {
-    return [...this.topics.values()].filter((t) => includeInternal || !t.record.internal);
+  /** Topics (queues are topics too: `kind` picks). */
+  list(includeInternal = false, kind: 'topic' | 'queue' | 'any' = 'any'): Topic[] {
+    return [...this.topics.values()].filter(
+      (t) => (includeInternal || !t.record.internal) && (kind === 'any' || (kind === 'queue') === (t.record.queue !== undefined)),
+    );
+  }
+
+  /** The queue of that name; a topic of that name is not a queue. */
+  queue(name: string): Topic & { record: TopicRecord & { queue: QueueSettings } } {
+    const t = this.topics.get(name);
+    if (t === undefined || t.record.queue === undefined) throw new KmqError(ErrorCode.UnknownQueue, `Unknown queue "${name}"`, { queue: name });
+    return t as Topic & { record: TopicRecord & { queue: QueueSettings } };
   }
 
   get(name: string): Topic {
@@ -78,7 +88,7 @@ export class TopicManager {
     return p;
   }
 
-  async create(name: string, partitions: number, replicationFactor: number, overrides: TopicOverrides, opts: { internal?: boolean } = {}): Promise<Topic> {
+  async create(name: string, partitions: number, replicationFactor: number, overrides: TopicOverrides, opts: { internal?: boolean; queue?: QueueSettings } = {}): Promise<Topic> {
     const internal = opts.internal ?? false;
     if (!TOPIC_NAME.test(name) || name === '.' || name === '..') {
       throw new KmqError(ErrorCode.InvalidTopic, `Invalid topic name "${name}": use 1-200 letters, digits, '.', '_' or '-'`, { topic: name });
@@ -94,16 +104,18 @@ export class TopicManager {
     }
     validateOverrides(name, overrides);
     if (this.topics.has(name) || this.pending.has(name)) {
-      throw new KmqError(ErrorCode.TopicExists, `Topic "${name}" already exists`, { topic: name });
+      const kind = this.topics.get(name)?.record.queue !== undefined ? 'A queue' : 'A topic';
+      throw new KmqError(ErrorCode.TopicExists, `${kind} named "${name}" already exists`, { topic: name });
     }
     this.pending.add(name);
     try {
       const record: TopicRecord = { name, id: randomUUID(), partitions, replicationFactor, config: overrides, internal, createdAt: this.clock() };
+      if (opts.queue !== undefined) record.queue = opts.queue;
       // Leftover folders of an earlier topic with this name would resurrect its data.
       for (let i = 0; i < partitions; i++) fs.rmSync(this.partitionDir(name, i), { recursive: true, force: true });
       await this.store.putTopic(record);
       const topic = this.open(record);
-      this.logger.info({ topic: name, partitions }, 'Topic created');
+      this.logger.info({ topic: name, partitions, queue: opts.queue !== undefined }, opts.queue === undefined ? 'Topic created' : 'Queue created');
       return topic;
     } finally {
       this.pending.delete(name);
@@ -113,6 +125,7 @@ export class TopicManager {
   async delete(name: string): Promise<void> {
     const topic = this.get(name);
     if (topic.record.internal) throw new KmqError(ErrorCode.InvalidTopic, `Internal topic "${name}" cannot be deleted`, { topic: name });
+    this.deleting(topic);
     this.topics.delete(name);
     await this.store.deleteTopic(name);
     for (const p of topic.partitions) await p.log.deleteAll();
@@ -128,6 +141,25 @@ export class TopicManager {
     this.topics.set(name, updated);
     const logConfig = this.logConfig(record);
     for (const p of topic.partitions) p.log.updateConfig(logConfig);
+  }
+
+  /** Listeners called when a topic or queue is deleted (bindings, subscriptions). */
+  private readonly deleteListeners: Array<(t: Topic) => void> = [];
+
+  onDelete(fn: (t: Topic) => void): void {
+    this.deleteListeners.push(fn);
+  }
+
+  private deleting(t: Topic): void {
+    for (const fn of this.deleteListeners) fn(t);
+  }
+
+  /** Changes a queue's settings. */
+  async alterQueue(name: string, queue: QueueSettings): Promise<void> {
+    const topic = this.queue(name);
+    const record: TopicRecord = { ...topic.record, queue };
+    await this.store.putTopic(record);
+    this.topics.set(name, { record, partitions: topic.partitions });
   }
 
   effectiveConfig(record: TopicRecord): EffectiveTopicConfig {
