@@ -1,3 +1,4 @@
+import { ErrorCode, KmqError } from '../lib/errors.js';
 import { throwIfWireError } from '../protocol/error-codes.js';
 import { Apis } from '../protocol/apis.js';
 import { ResetStrategy } from '../protocol/gen/kmq/broker/v1/broker.js';
@@ -13,6 +14,24 @@ import type { TopicPartition } from './group-member.js';
 import { fetchCommitted, listOffsets } from './offsets.js';
 import type { OffsetSpec } from './offsets.js';
 import { invalidSetting } from './settings.js';
+import type { ExchangeInfo, QueueConfig, QueueInfo } from '../protocol/gen/kmq/broker/v1/queues.js';
+import {
+  bindingToWire,
+  deadLetterFilterToWire,
+  decodeDeadLetters,
+  destinationToWire,
+  exchangeTypeToWire,
+} from './queue-admin.js';
+import type {
+  BindingSpec,
+  CreateExchangeOptions,
+  CreateQueueOptions,
+  DeadLetter,
+  DeadLetterQuery,
+  DeleteQueueOptions,
+  DlqReplayOptions,
+  ExchangeTypeName,
+} from './queue-admin.js';
 
 export type { CommittedOffset, DescribeGroupResponse, GroupSummary, TopicConfig, TopicMetadata } from '../protocol/gen/kmq/broker/v1/broker.js';
 export type { OffsetSpec } from './offsets.js';
@@ -50,7 +69,7 @@ const STRATEGIES: Record<ResetStrategyName, ResetStrategy> = {
   timestamp: ResetStrategy.RESET_TIMESTAMP,
 };
 
-/** Topic and group administration. Every call is retried on retriable errors. */
+/** Topic, group, queue, exchange and dead-letter administration. Every call is retried on retriable errors. */
 export class Admin {
   constructor(private readonly cluster: Cluster) {}
 
@@ -135,5 +154,87 @@ export class Admin {
   async deleteGroup(group: string): Promise<void> {
     const res = await this.cluster.call(() => this.cluster.coordinatorConnection(), Apis.DeleteGroup, { group });
     throwIfWireError(res.header.errorCode, res.header.errorMessage, { group });
+  }
+
+  // ---- Queues
+
+  /** Absent config fields keep the broker's defaults. */
+  async createQueue(name: string, config: QueueConfig = {}, options: CreateQueueOptions = {}): Promise<void> {
+    await this.cluster.callAny(Apis.CreateQueue, { name, config, ifNotExists: options.ifNotExists ?? false });
+  }
+
+  async deleteQueue(name: string, options: DeleteQueueOptions = {}): Promise<void> {
+    await this.cluster.callAny(Apis.DeleteQueue, { name, ifExists: options.ifExists ?? false, ifEmpty: options.ifEmpty ?? false });
+  }
+
+  /** Effective config, depth (ready, in flight, delayed), consumers and counters. */
+  async describeQueue(name: string): Promise<QueueInfo> {
+    const res = await this.cluster.callAny(Apis.DescribeQueue, { name });
+    if (res.header.queue === undefined) throw new KmqError(ErrorCode.UnknownQueue, `Queue ${name} does not exist`, { queue: name });
+    return res.header.queue;
+  }
+
+  async listQueues(): Promise<QueueInfo[]> {
+    return (await this.cluster.callAny(Apis.ListQueues, {})).header.queues;
+  }
+
+  /** Removes every ready message; returns how many. */
+  async purgeQueue(name: string): Promise<number> {
+    return (await this.cluster.callAny(Apis.PurgeQueue, { name })).header.purged;
+  }
+
+  // ---- Exchanges
+
+  async createExchange(name: string, type: ExchangeTypeName, options: CreateExchangeOptions = {}): Promise<void> {
+    await this.cluster.callAny(Apis.CreateExchange, {
+      name,
+      type: exchangeTypeToWire(type),
+      alternate: options.alternate === undefined ? undefined : destinationToWire(options.alternate),
+      ifNotExists: options.ifNotExists ?? false,
+    });
+  }
+
+  async deleteExchange(name: string, options: { ifExists?: boolean } = {}): Promise<void> {
+    await this.cluster.callAny(Apis.DeleteExchange, { name, ifExists: options.ifExists ?? false });
+  }
+
+  /** Exchanges with their bindings and routed / unroutable counters. */
+  async listExchanges(): Promise<ExchangeInfo[]> {
+    return (await this.cluster.callAny(Apis.ListExchanges, {})).header.exchanges;
+  }
+
+  async bind(binding: BindingSpec): Promise<void> {
+    await this.cluster.callAny(Apis.Bind, { binding: bindingToWire(binding) });
+  }
+
+  async unbind(binding: BindingSpec): Promise<void> {
+    await this.cluster.callAny(Apis.Unbind, { binding: bindingToWire(binding) });
+  }
+
+  // ---- Dead letters
+
+  /** The dead letters of queue `source` matching the query, without consuming them. */
+  async dlqPeek(source: string, query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
+    const res = await this.cluster.callAny(Apis.DlqPeek, { source, filter: deadLetterFilterToWire(query) });
+    const payload = res.payload.subarray(0, Math.min(res.payload.length, res.header.recordsLength));
+    return decodeDeadLetters(res.header.positions, payload);
+  }
+
+  /** Puts matching dead letters back on their source; a letter already replayed is skipped. */
+  async dlqReplay(source: string, query: DeadLetterQuery = {}, options: DlqReplayOptions = {}): Promise<{ replayed: number; skippedDuplicates: number }> {
+    const rate = options.ratePerSecond ?? 0;
+    if (!Number.isInteger(rate) || rate < 0) throw invalidSetting('ratePerSecond', 'must be an integer >= 0', rate);
+    const timeoutMs = options.timeoutMs ?? (rate > 0 ? 3_600_000 : this.cluster.requestTimeoutMs);
+    const res = await this.cluster.callAny(
+      Apis.DlqReplay,
+      { source, filter: deadLetterFilterToWire(query), ratePerSecond: rate, dryRun: options.dryRun ?? false },
+      { timeoutMs },
+    );
+    return { replayed: res.header.replayed, skippedDuplicates: res.header.skippedDuplicates };
+  }
+
+  /** Removes every dead letter of `source`; returns how many. */
+  async dlqPurge(source: string): Promise<number> {
+    return (await this.cluster.callAny(Apis.DlqPurge, { source })).header.purged;
   }
 }

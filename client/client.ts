@@ -7,6 +7,10 @@ import type { ConsumerOptions } from './consumer-options.js';
 import { compileClientOptions } from './options.js';
 import type { ClientOptions, CompiledClientOptions } from './options.js';
 import { Producer } from './producer.js';
+import { Publisher } from './publisher.js';
+import type { PublisherOptions } from './publisher.js';
+import { QueueConsumer, compileQueueConsumerOptions } from './queue-consumer.js';
+import type { QueueConsumerOptions } from './queue-consumer.js';
 import { compileProducerOptions } from './producer-options.js';
 import type { ProducerOptions } from './producer-options.js';
 
@@ -21,6 +25,7 @@ export class KmqClient {
   private readonly log: Logger;
   private readonly producers = new Set<Producer>();
   private readonly consumers = new Set<Consumer>();
+  private readonly queueConsumers = new Set<QueueConsumer>();
   private adminClient: Admin | undefined;
 
   constructor(options: ClientOptions = {}) {
@@ -43,14 +48,30 @@ export class KmqClient {
     return c;
   }
 
+  /** Publishes to exchanges and queues. */
+  publisher(options: PublisherOptions = {}): Publisher {
+    return new Publisher(this.cluster, options);
+  }
+
+  /** A member of a queue's shared group (or of a topic's shared group with `group`). */
+  queueConsumer(options: QueueConsumerOptions): QueueConsumer {
+    const compiled = compileQueueConsumerOptions(options);
+    const log = this.log.child({ role: 'queue-consumer', queue: compiled.queue, ...(compiled.group === '' ? {} : { group: compiled.group }) });
+    const c = new QueueConsumer(this.cluster, compiled, this.options.retry, log);
+    this.queueConsumers.add(c);
+    return c;
+  }
+
   admin(): Admin {
     this.adminClient ??= new Admin(this.cluster);
     return this.adminClient;
   }
 
-  /** Closes consumers (committing), flushes producers, then closes connections. */
+  /** Closes consumers (committing, settling), flushes producers, then closes connections. */
   async close(): Promise<void> {
     await Promise.all([...this.consumers].map((c) => c.close()));
+    await Promise.all([...this.queueConsumers].map((c) => c.close()));
+    this.queueConsumers.clear();
     await Promise.all([...this.producers].map((p) => p.close()));
     this.consumers.clear();
     this.producers.clear();

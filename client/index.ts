@@ -5,12 +5,36 @@ export type { CreateTopicOptions, OffsetSpec, ResetOffsetsOptions, ResetStrategy
 export { Producer } from './producer.js';
 export type { ProducerRecord, RecordMetadata } from './producer.js';
 export type { AcksMode, ProducerOptions } from './producer-options.js';
+export type {
+  BindingSpec,
+  CreateExchangeOptions,
+  CreateQueueOptions,
+  DeadLetter,
+  DeadLetterPosition,
+  DeadLetterQuery,
+  DeleteQueueOptions,
+  DestinationKindName,
+  DestinationRef,
+  DlqReplayOptions,
+  ExchangeInfo,
+  ExchangeTypeName,
+  QueueConfig,
+  QueueDepth,
+  QueueInfo,
+} from './queue-admin.js';
+export { destinationFromWire, exchangeTypeName, formatDestination } from './queue-admin.js';
+export { Publisher } from './publisher.js';
+export type { ExchangeTarget, PublishMessage, PublishResponse, PublishTarget, PublisherOptions, QueueTarget, RoutedTo } from './publisher.js';
+export { Delivery, QueueConsumer, compileQueueConsumerOptions } from './queue-consumer.js';
+export type { CompiledQueueConsumerOptions, QueueConsumerOptions, Settlement } from './queue-consumer.js';
+export { mergeAckRanges } from './ack-ranges.js';
+export type { AckOp } from './ack-ranges.js';
 export { Consumer } from './consumer.js';
 export type { ConsumerBatch, RunOptions } from './consumer.js';
 export type { ConsumerOptions, PartitionAssignment } from './consumer-options.js';
 export type { TopicPartition } from './group-member.js';
 export { BrokerConnection } from './connection.js';
-export type { ConnectionOptions, RequestOptions, Response } from './connection.js';
+export type { ConnectionOptions, RequestOptions, Response, StreamHandle } from './connection.js';
 export { DEFAULT_BROKER_PORT, BROKER_ENV, compileClientOptions, defaultBrokers, parseBrokerAddress, formatBrokerAddress } from './options.js';
 export type { BrokerAddress, ClientOptions, CompiledClientOptions, RetrySettings } from './options.js';
 export { murmur2, partitionForKey } from './murmur2.js';
