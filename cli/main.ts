@@ -6,12 +6,16 @@ import { registerTopicCommands } from './commands/topic.js';
 import { registerProduceCommand } from './commands/produce.js';
 import { registerConsumeCommand } from './commands/consume.js';
 import { registerGroupCommands } from './commands/group.js';
+import { registerQueueCommands } from './commands/queue.js';
+import { registerExchangeCommands } from './commands/exchange.js';
+import { registerPublishCommand } from './commands/publish.js';
+import { registerDlqCommands } from './commands/dlq.js';
 import { CliError } from './output.js';
 
 const program = new Command();
 program
   .name('kmq')
-  .description('kmq: a Kubernetes-native messaging platform (broker, topics, consumer groups)')
+  .description('kmq: a Kubernetes-native messaging platform (broker, topics, consumer groups, queues, exchanges, dead letters)')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
@@ -21,6 +25,10 @@ registerTopicCommands(program);
 registerProduceCommand(program);
 registerConsumeCommand(program);
 registerGroupCommands(program);
+registerQueueCommands(program);
+registerExchangeCommands(program);
+registerPublishCommand(program);
+registerDlqCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

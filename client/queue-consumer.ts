@@ -274,6 +274,11 @@ export class QueueConsumer {
     return this.settleAll(deliveries, AckType.ACK_RELEASE, delayMs, '');
   }
 
+  /** Rejects (dead-letters) many deliveries with one promise. */
+  rejectAll(deliveries: readonly Delivery[], reason = ''): Promise<void> {
+    return this.settleAll(deliveries, AckType.ACK_REJECT, 0, reason);
+  }
+
   /** Settlement of one delivery; Delivery's methods call this. */
   settle(d: Delivery, type: AckType, delayMs: number, reason: string): Settlement {
     const err = this.checkSettle(d, type);
