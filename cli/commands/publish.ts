@@ -24,9 +24,7 @@ const MAX_CHUNKS_IN_FLIGHT = 16;
 export function publishTargetFrom(f: PublishFlags): PublishTarget {
   if ((f.exchange === undefined) === (f.queue === undefined)) throw new CliError('give --exchange or --queue (one of them)');
   if (f.queue !== undefined) {
-    if (f.routingKey !== undefined || f.mandatory === true || f.header.length > 0) {
-      throw new CliError('--routing-key, --header and --mandatory go with --exchange, not --queue');
-    }
+    if (f.routingKey !== undefined || f.mandatory === true) throw new CliError('--routing-key and --mandatory go with --exchange, not --queue');
     if (f.queue === '') throw new CliError('--queue must not be empty');
     return { queue: f.queue };
   }
@@ -64,7 +62,7 @@ export function registerPublishCommand(program: Command): void {
   withBroker(program.command('publish').description('publish one message per stdin line through an exchange (or straight to a queue)'))
     .option('--exchange <exchange>', 'exchange to publish through')
     .option('--routing-key <key>', 'routing key (direct and topic exchanges)')
-    .option('--header <key=value>', 'header of every message, matched by headers exchanges (repeatable)', collect, [])
+    .option('--header <key=value>', 'header of every message; headers exchanges match on it (repeatable)', collect, [])
     .option('--mandatory', 'fail when a message matches no binding instead of dropping it')
     .option('--queue <queue>', 'publish straight to this queue')
     .option('--key <key>', 'key of every message')
@@ -73,8 +71,9 @@ export function registerPublishCommand(program: Command): void {
       const target = publishTargetFrom(f);
       if (f.key !== undefined && f.keySeparator !== undefined) throw new CliError('use --key or --key-separator, not both');
       if (f.keySeparator === '') throw new CliError('--key-separator must not be empty');
-      const headers = 'exchange' in target ? target.headers : undefined;
-      const recordHeaders = headers !== undefined && Object.keys(headers).length > 0 ? headers : undefined;
+      // Headers go on every record too, so consumers see what headers exchanges matched on.
+      const headers = parseHeaderFlags('--header', f.header);
+      const recordHeaders = Object.keys(headers).length > 0 ? headers : undefined;
       const toMessage = (line: string): PublishMessage => {
         let key: string | undefined = f.key;
         let value = line;

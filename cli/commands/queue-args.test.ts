@@ -93,6 +93,8 @@ describe('kmq publish', () => {
     expect(() => publishTargetFrom({ header: [] })).toThrow(/--exchange or --queue/);
     expect(() => publishTargetFrom({ exchange: 'e', queue: 'q', header: [] })).toThrow(/--exchange or --queue/);
     expect(() => publishTargetFrom({ queue: 'q', routingKey: 'k', header: [] })).toThrow(/go with --exchange/);
+    expect(() => publishTargetFrom({ queue: 'q', mandatory: true, header: [] })).toThrow(/go with --exchange/);
+    expect(publishTargetFrom({ queue: 'q', header: ['a=1'] })).toEqual({ queue: 'q' });
   });
 
   it('tallies messages per destination and dropped ones', () => {
