@@ -61,6 +61,7 @@ export function compileQueueConsumerOptions(o: QueueConsumerOptions): CompiledQu
  */
 export interface Settlement extends PromiseLike<void> {
   catch(onRejected: (err: KmqError) => void): Promise<void>;
+  finally(onFinally: () => void): Promise<void>;
 }
 
 const HELD = 0;
@@ -167,6 +168,16 @@ class SettlementOp implements AckOp, Settlement {
 
   catch(onRejected: (err: KmqError) => void): Promise<void> {
     return this.then(undefined, onRejected as (reason: unknown) => void);
+  }
+
+  finally(onFinally: () => void): Promise<void> {
+    return this.then(
+      () => onFinally(),
+      (err: unknown) => {
+        onFinally();
+        throw err;
+      },
+    );
   }
 }
 
