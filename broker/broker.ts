@@ -150,7 +150,7 @@ export class Broker {
 
   private startTimers(): void {
     const retention = setInterval(() => {
-      void this.topics.enforceRetention().then((n) => {
+      void this.enforceRetention().then((n) => {
         if (n > 0) this.logger.info({ segments: n }, 'Retention removed segments');
       });
     }, this.options.retentionCheckMs);
@@ -163,9 +163,9 @@ export class Broker {
     this.timers.push(retention, groups);
   }
 
-  /** Runs retention at once (tests and admin tools). */
-  enforceRetention(): Promise<number> {
-    return this.topics.enforceRetention();
+  /** Runs retention, and reclaims fully acknowledged queue segments. */
+  async enforceRetention(): Promise<number> {
+    return (await this.topics.enforceRetention()) + this.queues.reclaim();
   }
 
   /** Stops accepting, closes connections, flushes and closes every log. */

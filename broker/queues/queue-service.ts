@@ -179,6 +179,22 @@ export class QueueService {
     return out;
   }
 
+  /** Deletes queue segments whose every record is acknowledged (or archived); returns how many. */
+  reclaim(): number {
+    let removed = 0;
+    for (const q of this.topics.list(false, 'queue')) {
+      for (const p of q.partitions) {
+        const sp = this.sharePartition(q, groupOf(q), p);
+        try {
+          removed += p.log.deleteSegmentsBelow(sp.startOffset);
+        } catch (err) {
+          this.logger.error({ err, queue: q.record.name, partition: p.index }, 'Reclaiming acknowledged segments failed');
+        }
+      }
+    }
+    return removed;
+  }
+
   /** Depth and counters of every queue, for metrics. */
   metrics(): Array<{ queue: string; depth: QueueDepthView; redeliveries: number; deadLettered: number }> {
     return this.list().map((v) => ({ queue: v.name, depth: v.depth, redeliveries: v.redeliveries, deadLettered: v.deadLettered }));

@@ -310,6 +310,27 @@ export class PartitionLog {
   }
 
   /**
+   * Removes whole closed segments all of whose records lie below `offset` (a queue's
+   * fully acknowledged prefix). The active segment is kept. Returns how many went.
+   */
+  deleteSegmentsBelow(offset: number): number {
+    this.checkUsable();
+    let removed = 0;
+    while (this.segments.length > 1 && this.segments[1]!.baseOffset <= offset) {
+      const oldest = this.segments.shift()!;
+      this.dirty.delete(oldest);
+      try {
+        oldest.delete();
+      } catch (err) {
+        throw this.goOffline(err);
+      }
+      removed++;
+      this.logger.info({ dir: this.dir, baseOffset: oldest.baseOffset, bytes: oldest.size, reason: 'consumed', logStartOffset: this.logStartOffset }, 'Deleted segment: every record acknowledged');
+    }
+    return removed;
+  }
+
+  /**
    * For cleanupPolicy 'compact': rewrites the closed segments keeping only the latest
    * record per key; tombstones (null values) older than retentionMs are dropped too.
    * Offsets are kept, leaving gaps. Returns the number of records removed.

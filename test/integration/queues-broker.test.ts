@@ -157,4 +157,46 @@ describe('queues in the broker', () => {
     const audit = messages(await fetchShare(c, 'audit', 'a', 10));
     expect(audit.map((m) => m.value)).toEqual(['email.welcome', 'sms.code']);
   });
+
+  it('deletes queue segments once every record in them is acknowledged', async () => {
+    const broker = await BrokerProcess.start({ args: ['--segment-bytes', '4096', '--retention-check-ms', '100'] });
+    cleanups.push(() => broker.cleanup());
+    const c = await RawConnection.connect(broker.port);
+    cleanups.push(() => c.close());
+    await call(c, Apis.CreateQueue, { name: 'reclaim', ifNotExists: false, config: undefined });
+    for (let i = 0; i < 40; i++) await publish(c, 'reclaim', Array.from({ length: 5 }, (_, j) => `${i * 5 + j}-${'z'.repeat(100)}`));
+    const got = messages(await fetchShare(c, 'reclaim', 'r', 150));
+    expect(got).toHaveLength(150);
+    await ack(c, 'reclaim', 'r', got, q.AckType.ACK_ACCEPT);
+    const deadline = Date.now() + 10_000;
+    let info = (await call(c, Apis.DescribeQueue, { name: 'reclaim' })).queue!;
+    while (info.logStartOffset === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      info = (await call(c, Apis.DescribeQueue, { name: 'reclaim' })).queue!;
+    }
+    // Whole segments below the first unacked message (150) are gone; nothing unacked is.
+    expect(info.logStartOffset).toBeGreaterThan(0);
+    expect(info.logStartOffset).toBeLessThanOrEqual(150);
+    expect(info.depth!.ready).toBe(50);
+    const rest = messages(await fetchShare(c, 'reclaim', 'r', 100));
+    expect(rest.map((m) => Number(m.value.split('-')[0]))).toEqual(Array.from({ length: 50 }, (_, i) => 150 + i));
+  });
+
+  it('keeps exchanges and bindings across a restart', async () => {
+    const dataDir = tempDir('kmq-exchange-restart-');
+    cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    let broker = await BrokerProcess.start({ dataDir });
+    let c = await RawConnection.connect(broker.port);
+    await call(c, Apis.CreateQueue, { name: 'fan-a', ifNotExists: false, config: undefined });
+    await call(c, Apis.CreateExchange, { name: 'fan', type: q.ExchangeType.EXCHANGE_FANOUT, alternate: undefined, ifNotExists: false });
+    await call(c, Apis.Bind, { binding: { exchange: 'fan', destination: { kind: q.DestinationKind.DESTINATION_QUEUE, name: 'fan-a' }, routingKey: '', headers: {}, matchAny: false } });
+    c.close();
+    await broker.kill();
+    broker = await BrokerProcess.start({ dataDir });
+    cleanups.push(() => broker.kill());
+    c = await RawConnection.connect(broker.port);
+    cleanups.push(() => c.close());
+    const r = await call(c, Apis.Publish, { exchange: 'fan', routingKey: 'any', headers: {}, mandatory: true, queue: '', acks: 0 }, [encodeBatch([{ value: Buffer.from('after restart') }])]);
+    expect(r.routed.map((x) => x.destination!.name)).toEqual(['fan-a']);
+  });
 });
