@@ -199,4 +199,19 @@ describe('queues in the broker', () => {
     const r = await call(c, Apis.Publish, { exchange: 'fan', routingKey: 'any', headers: {}, mandatory: true, queue: '', acks: 0 }, [encodeBatch([{ value: Buffer.from('after restart') }])]);
     expect(r.routed.map((x) => x.destination!.name)).toEqual(['fan-a']);
   });
+
+  it('with per-key ordering holds at most one in-flight message per key, in order', async () => {
+    const { c } = await start();
+    await call(c, Apis.CreateQueue, { name: 'keyed', ifNotExists: false, config: { perKeyOrdering: true } });
+    await call(c, Apis.Publish, { exchange: '', routingKey: '', headers: {}, mandatory: false, queue: 'keyed', acks: 0 }, [
+      encodeBatch(['a1', 'b1', 'a2', 'c1', 'b2', 'a3'].map((v) => ({ key: Buffer.from(v[0]!), value: Buffer.from(v) }))),
+    ]);
+    const first = messages(await fetchShare(c, 'keyed', 'k1', 10));
+    expect(first.map((m) => m.value)).toEqual(['a1', 'b1', 'c1']);
+    const blocked = messages(await fetchShare(c, 'keyed', 'k2', 10, 100));
+    expect(blocked).toEqual([]);
+    await ack(c, 'keyed', 'k1', first.filter((m) => m.value !== 'b1'), q.AckType.ACK_ACCEPT);
+    const second = messages(await fetchShare(c, 'keyed', 'k2', 10));
+    expect(second.map((m) => m.value)).toEqual(['a2']);
+  });
 });
