@@ -107,3 +107,64 @@ export interface BandwidthResult {
 export function wallClockMs(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** Where a publisher sends: straight to a queue, or through an exchange with one routing key. */
+export type PublishTargetConfig = { queue: string } | { exchange: string; routingKey: string };
+
+/**
+ * Max-rate publisher of the queue and exchange workloads: `messages` messages of
+ * `messageBytes`, `callSize` per publish() call, `callsInFlight` calls pending. Each
+ * value starts with its sequence number (uint32 LE, 0 … messages − 1).
+ */
+export interface PublishConfig {
+  broker: string;
+  target: PublishTargetConfig;
+  messages: number;
+  messageBytes: number;
+  callSize: number;
+  callsInFlight: number;
+}
+
+export interface PublishResult extends WorkerCpu {
+  messages: number;
+  bytes: number;
+  /** First publish() call to last answer, ms. */
+  elapsedMs: number;
+  /** Wall clock (wallClockMs) just before the first publish() call. */
+  firstPublishAt: number;
+  /** Where the broker routed the calls: destination name → calls. */
+  routedCalls: Record<string, number>;
+  /** Calls the broker dropped as unroutable. */
+  droppedCalls: number;
+}
+
+/**
+ * One queue consumer of the queue workload: acks every delivery on its own
+ * (`delivery.ack()`; the client sends one ShareAck per event-loop turn) until the
+ * runner sends SIGUSR2, or nothing arrives for `idleTimeoutMs` after the first delivery.
+ */
+export interface QueueConsumeConfig {
+  broker: string;
+  queue: string;
+  prefetch: number;
+  mode: 'push' | 'pull';
+  /** Sequence numbers run 0 … messages − 1. */
+  messages: number;
+  idleTimeoutMs: number;
+}
+
+/** cpuUserMs / cpuSystemMs: from the first delivery to the answer to the last ack. */
+export interface QueueConsumeResult extends WorkerCpu {
+  /** Deliveries acked (a redelivered message counts each time). */
+  acked: number;
+  ackErrors: number;
+  /** Deliveries with deliveryCount > 1. */
+  redeliveries: number;
+  /** Deliveries whose value holds no sequence number below `messages`. */
+  foreignValues: number;
+  /** Wall clock of the first delivery and of the answer to the last ack; 0 when none. */
+  firstDeliveryAt: number;
+  lastAckAt: number;
+  /** Per sequence number, how often this consumer acked it (Uint8Array, saturating at 255, base64). */
+  countsBase64: string;
+}

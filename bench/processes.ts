@@ -110,6 +110,10 @@ export interface WorkerHandle<R> {
   result: Promise<R>;
   /** Resolves with the first `{"event": name}` line. */
   event(name: string): Promise<Record<string, unknown>>;
+  /** Calls `fn` with every `{"event": name}` line from now on. */
+  onEvent(name: string, fn: (e: Record<string, unknown>) => void): void;
+  /** Sends a signal to the worker, if it still runs. */
+  signal(sig: NodeJS.Signals): void;
 }
 
 /** Starts `node dist/bench/worker.js <role> <json>`; the result rejects if it exits without one. */
@@ -117,6 +121,7 @@ export function startWorker<R>(role: WorkerRole, config: unknown, nodeArgs: stri
   const child = track(spawn(process.execPath, [...nodeArgs, WORKER, role, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] }));
   const events = new Map<string, Record<string, unknown>>();
   const eventWaiters: Array<{ name: string; resolve: (e: Record<string, unknown>) => void }> = [];
+  const listeners: Array<{ name: string; fn: (e: Record<string, unknown>) => void }> = [];
   let stderr = '';
   let result: R | undefined;
   child.stderr!.on('data', (d: Buffer) => {
@@ -134,6 +139,7 @@ export function startWorker<R>(role: WorkerRole, config: unknown, nodeArgs: stri
     if (typeof msg.event === 'string') {
       events.set(msg.event, msg as Record<string, unknown>);
       for (const w of eventWaiters.filter((x) => x.name === msg.event)) w.resolve(msg as Record<string, unknown>);
+      for (const l of listeners) if (l.name === msg.event) l.fn(msg as Record<string, unknown>);
     }
   });
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
@@ -143,6 +149,10 @@ export function startWorker<R>(role: WorkerRole, config: unknown, nodeArgs: stri
   });
   return {
     result: resultPromise,
+    onEvent: (name, fn) => void listeners.push({ name, fn }),
+    signal: (sig) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    },
     event: (name) => {
       const seen = events.get(name);
       if (seen !== undefined) return Promise.resolve(seen);

@@ -1,11 +1,12 @@
 /**
- * Broker benchmark runner: `npm run bench -- produce|consume|e2e|all [--quick]
- * [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer]`.
+ * Broker benchmark runner: `npm run bench -- produce|consume|e2e|queue|exchange|all
+ * [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer]
+ * [--prefetch N] [--consumer-mode push|pull]`.
  *
  * Starts one broker process on a fresh temp folder, measures the machine's own
  * limits (disk write with and without fdatasync, loopback TCP), then runs each
- * workload with producer and consumer in their own worker processes, samples the
- * broker's RSS and CPU, prints a table and writes JSON to .bench-out/.
+ * workload with producers, publishers and consumers in their own worker processes,
+ * samples the broker's RSS and CPU, prints a table and writes JSON to .bench-out/.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,13 +23,22 @@ import type {
   LatencyResult,
   ProduceConfig,
   ProducerSettings,
+  PublishConfig,
+  PublishResult,
+  PublishTargetConfig,
+  QueueConsumeConfig,
+  QueueConsumeResult,
   TcpSourceConfig,
   ThroughputResult,
 } from './bench-config.js';
 import { BenchBroker, folderBytes, killAll, startWorker } from './processes.js';
+import type { WorkerHandle } from './processes.js';
 import { ProcSampler } from './proc-sampler.js';
 import { formatTable, formatTargets } from './report.js';
 import type { Row, TargetCheck } from './report.js';
+import { EXCHANGE_ROUTING_KEY, exchangeBindings } from './exchange-bindings.js';
+import { tallyDeliveries } from './delivery-tally.js';
+import type { DeliveryTally } from './delivery-tally.js';
 
 const MiB = 1024 * 1024;
 const MB = 1e6;
@@ -37,7 +47,17 @@ const PARTITION_COUNTS = [1, 8] as const;
 /** Raised from the broker's 1 MiB default so that 1 MiB producer batches plus their framing always fit. */
 const BROKER_MAX_MESSAGE_BYTES = 2 * MiB;
 
-type Suite = 'produce' | 'consume' | 'e2e' | 'all';
+const SUITES = ['produce', 'consume', 'e2e', 'queue', 'exchange', 'all'] as const;
+type Suite = (typeof SUITES)[number];
+/** Queue workload: partitions of the queue (each a row), consumer processes, message size. */
+const QUEUE_PARTITIONS = [1, 4] as const;
+const QUEUE_CONSUMERS = 4;
+const QUEUE_MESSAGE_BYTES = 1024;
+/** Exchange workload: bindings of the topic exchange (each a row). */
+const EXCHANGE_BINDINGS = [1, 1000] as const;
+/** Messages per publish() call and calls pending, for the queue and exchange publishers. */
+const PUBLISH_CALL_SIZE = 250;
+const PUBLISH_CALLS_IN_FLIGHT = 8;
 type ProfileTarget = 'broker' | 'producer' | 'consumer';
 
 interface Args {
@@ -45,25 +65,33 @@ interface Args {
   quick: boolean;
   flush: string | undefined;
   cpuProf: ProfileTarget | undefined;
+  prefetch: number;
+  consumerMode: 'push' | 'pull';
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { suite: 'all', quick: false, flush: undefined, cpuProf: undefined };
+  const args: Args = { suite: 'all', quick: false, flush: undefined, cpuProf: undefined, prefetch: 1000, consumerMode: 'push' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') args.quick = true;
     else if (a === '--flush') args.flush = argv[++i];
     else if (a === '--cpu-prof') args.cpuProf = argv[++i] as ProfileTarget;
-    else if (['produce', 'consume', 'e2e', 'all'].includes(a)) args.suite = a as Suite;
+    else if (a === '--prefetch') args.prefetch = Number(argv[++i]);
+    else if (a === '--consumer-mode') args.consumerMode = argv[++i] as 'push' | 'pull';
+    else if ((SUITES as readonly string[]).includes(a)) args.suite = a as Suite;
     else usage(`unknown argument "${a}"`);
   }
   if (args.flush !== undefined && !['every-batch', 'interval', 'none'].includes(args.flush)) usage('--flush must be every-batch, interval or none');
   if (args.cpuProf !== undefined && !['broker', 'producer', 'consumer'].includes(args.cpuProf)) usage('--cpu-prof must be broker, producer or consumer');
+  if (!Number.isInteger(args.prefetch) || args.prefetch < 1 || args.prefetch > 10_000) usage('--prefetch must be an integer from 1 to 10000');
+  if (args.consumerMode !== 'push' && args.consumerMode !== 'pull') usage('--consumer-mode must be push or pull');
   return args;
 }
 
 function usage(problem: string): never {
-  process.stderr.write(`bench: ${problem}\nusage: npm run bench -- produce|consume|e2e|all [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer]\n`);
+  process.stderr.write(
+    `bench: ${problem}\nusage: npm run bench -- produce|consume|e2e|queue|exchange|all [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer] [--prefetch N] [--consumer-mode push|pull]\n`,
+  );
   process.exit(2);
 }
 
@@ -81,6 +109,8 @@ const sizes = {
   e2eMs: quick ? 4000 : 15_000,
   e2eWarmupMs: quick ? 1000 : 2000,
   e2eRate: 20_000,
+  queueMessages: quick ? 40_000 : 200_000,
+  exchangeMessages: quick ? 40_000 : 200_000,
 };
 
 /**
@@ -203,10 +233,191 @@ class Phase {
 
 const clientCpuPct = (r: { cpuUserMs: number; cpuSystemMs: number; elapsedMs: number }): number => ((r.cpuUserMs + r.cpuSystemMs) / r.elapsedMs) * 100;
 
+/** One run of the queue workload: the publisher, the consumers (without their per-message counts) and what they add up to. */
+interface QueueRunResult {
+  partitions: number;
+  prefetch: number;
+  consumerMode: 'push' | 'pull';
+  publisher: PublishResult;
+  consumers: Array<Omit<QueueConsumeResult, 'countsBase64'>>;
+  tally: DeliveryTally;
+  /** First publish to the answer to the last ack, ms. */
+  endToEndMs: number;
+  endToEndPerSec: number;
+  publishPerSec: number;
+  /** Consumers' CPU summed, % of one core, over endToEndMs. */
+  consumersCpuPct: number;
+  ackErrors: number;
+  redeliveries: number;
+  /** The queue's depth after the consumers left: 0 ready, 0 in flight when every message was acked. */
+  depthAfter: { ready: number; inFlight: number; delayed: number } | undefined;
+}
+
+interface ExchangeRunResult {
+  bindings: number;
+  routingKey: string;
+  publisher: PublishResult;
+  perSec: number;
+}
+
 interface Results {
   produce: Record<string, ThroughputResult & { logBytes: number; produceRequests: number; brokerProduceMs: number | undefined }>;
   consume: Record<string, ThroughputResult>;
   e2e: Record<string, { producer: E2eProduceResult; consumer: LatencyResult; produceRequests: number }>;
+  queue: Record<string, QueueRunResult>;
+  exchange: Record<string, ExchangeRunResult>;
+}
+
+interface RunContext {
+  broker: BenchBroker;
+  sampler: ProcSampler;
+  admin: KmqClient;
+}
+
+const publishConfig = (broker: string, target: PublishTargetConfig, messages: number): PublishConfig => ({
+  broker,
+  target,
+  messages,
+  messageBytes: QUEUE_MESSAGE_BYTES,
+  callSize: PUBLISH_CALL_SIZE,
+  callsInFlight: PUBLISH_CALLS_IN_FLIGHT,
+});
+
+/**
+ * Queue workload: QUEUE_CONSUMERS consumer processes (started and subscribed first)
+ * ack every delivery on its own while one publisher publishes `messages` at max rate.
+ * The consumers stop once their acks add up to `messages` (or after 15 s without
+ * progress), then the sequence numbers they counted are added up.
+ */
+async function runQueue(ctx: RunContext, partitions: number): Promise<{ rows: Row[]; result: QueueRunResult }> {
+  const { broker, sampler, admin } = ctx;
+  const messages = sizes.queueMessages;
+  const queue = `bench-queue-${partitions}p-${args.prefetch}`;
+  await admin.admin().createQueue(queue, { partitions });
+  log(`queue ${partitions}p: ${messages.toLocaleString('en-US')} × ${QUEUE_MESSAGE_BYTES} B, ${QUEUE_CONSUMERS} consumers (prefetch ${args.prefetch}, ${args.consumerMode}), ack per message`);
+  const consumers: Array<WorkerHandle<QueueConsumeResult>> = [];
+  for (let i = 0; i < QUEUE_CONSUMERS; i++) {
+    const cfg: QueueConsumeConfig = { broker: broker.address, queue, prefetch: args.prefetch, mode: args.consumerMode, messages, idleTimeoutMs: 15_000 };
+    consumers.push(startWorker<QueueConsumeResult>('queue-consume', cfg, nodeArgsFor('consumer')));
+  }
+  await Promise.all(consumers.map((c) => c.event('ready')));
+  // Stop the consumers once every message was acked (by count: duplicates are found afterwards).
+  const acked = new Array<number>(consumers.length).fill(0);
+  let stopped = false;
+  consumers.forEach((c, i) =>
+    c.onEvent('progress', (e) => {
+      acked[i] = Number(e.acked);
+      if (!stopped && acked.reduce((a, b) => a + b, 0) >= messages) {
+        stopped = true;
+        for (const x of consumers) x.signal('SIGUSR2');
+      }
+    }),
+  );
+  const phase = await Phase.begin(sampler, broker.httpPort);
+  const publisher = startWorker<PublishResult>('publish', publishConfig(broker.address, { queue }, messages), nodeArgsFor('producer'));
+  const p = await publisher.result;
+  const cs = await Promise.all(consumers.map((c) => c.result));
+  const { produceRequests: _none, brokerProduceMs: _unused, ...b } = await phase.end();
+  const tally = tallyDeliveries(messages, cs.map((c) => c.countsBase64));
+  let depthAfter: QueueRunResult['depthAfter'];
+  try {
+    const d = (await admin.admin().describeQueue(queue)).depth;
+    if (d !== undefined) depthAfter = { ready: Number(d.ready), inFlight: Number(d.inFlight), delayed: Number(d.delayed) };
+  } catch (err) {
+    log(`describe ${queue} failed: ${(err as Error).message}`);
+  }
+  const lastAckAt = Math.max(...cs.map((c) => c.lastAckAt));
+  const endToEndMs = lastAckAt - p.firstPublishAt;
+  const totalAcked = cs.reduce((s, c) => s + c.acked, 0);
+  const consumerCpuMs = cs.reduce((s, c) => s + c.cpuUserMs + c.cpuSystemMs, 0);
+  const consumersCpuPct = (consumerCpuMs / endToEndMs) * 100;
+  const publisherCpuPct = ((p.cpuUserMs + p.cpuSystemMs) / endToEndMs) * 100;
+  const result: QueueRunResult = {
+    partitions,
+    prefetch: args.prefetch,
+    consumerMode: args.consumerMode,
+    publisher: p,
+    consumers: cs.map(({ countsBase64: _counts, ...rest }) => rest),
+    tally,
+    endToEndMs,
+    endToEndPerSec: totalAcked / (endToEndMs / 1000),
+    publishPerSec: p.messages / (p.elapsedMs / 1000),
+    consumersCpuPct,
+    ackErrors: cs.reduce((s, c) => s + c.ackErrors, 0),
+    redeliveries: cs.reduce((s, c) => s + c.redeliveries, 0),
+    depthAfter,
+  };
+  const perConsumer = cs.map((c) => c.acked).join('/');
+  const problems = [];
+  if (result.ackErrors > 0) problems.push(`${result.ackErrors} ack errors`);
+  if (result.redeliveries > 0) problems.push(`${result.redeliveries} redeliveries`);
+  if (depthAfter !== undefined && depthAfter.ready + depthAfter.inFlight + depthAfter.delayed > 0) problems.push(`left ${depthAfter.ready} ready, ${depthAfter.inFlight} in flight`);
+  const name = `queue 1 KiB × ${partitions}p, ${QUEUE_CONSUMERS} cons`;
+  return {
+    result,
+    rows: [
+      {
+        workload: name,
+        recordsPerSec: result.endToEndPerSec,
+        mbPerSec: (totalAcked * QUEUE_MESSAGE_BYTES) / MB / (endToEndMs / 1000),
+        clientCpuPct: consumersCpuPct + publisherCpuPct,
+        ...b,
+        note: `end to end, prefetch ${args.prefetch}; consumers CPU ${consumersCpuPct.toFixed(0)}%; dup ${tally.duplicates}, missing ${tally.missing}; acked ${perConsumer}${problems.length > 0 ? `; ${problems.join(', ')}` : ''}`,
+      },
+      {
+        workload: `  publish (same run)`,
+        recordsPerSec: result.publishPerSec,
+        mbPerSec: p.bytes / MB / (p.elapsedMs / 1000),
+        clientCpuPct: ((p.cpuUserMs + p.cpuSystemMs) / p.elapsedMs) * 100,
+        note: `${PUBLISH_CALL_SIZE} per call, ${PUBLISH_CALLS_IN_FLIGHT} calls in flight, while consuming`,
+      },
+    ],
+  };
+}
+
+/** Sink queues the non-matching bindings of the exchange workload point at (they never receive anything). */
+const EXCHANGE_SINKS = 10;
+
+/**
+ * Exchange workload: publish `messages` through a topic exchange with `bindings`
+ * bindings, of which exactly one (the routing key itself) matches, so every call
+ * appends to exactly one queue, whatever the binding count.
+ */
+async function runExchange(ctx: RunContext, bindings: number): Promise<{ row: Row; result: ExchangeRunResult }> {
+  const { broker, sampler, admin } = ctx;
+  const a = admin.admin();
+  const exchange = `bench-x-${bindings}`;
+  const dest = `bench-x-${bindings}-dest`;
+  await a.createExchange(exchange, 'topic');
+  await a.createQueue(dest, { partitions: 1 });
+  const specs = exchangeBindings(bindings, EXCHANGE_SINKS);
+  if (specs.some((s) => s.destination >= 0)) for (let i = 0; i < EXCHANGE_SINKS; i++) await a.createQueue(`bench-x-sink-${i}`, { partitions: 1 }, { ifNotExists: true });
+  log(`exchange ${bindings} binding(s): binding`);
+  // The broker applies binds one at a time; pipelining them saves the round trips.
+  await Promise.all(specs.map((s) => a.bind({ exchange, destination: { kind: 'queue', name: s.destination < 0 ? dest : `bench-x-sink-${s.destination}` }, routingKey: s.pattern })));
+  const messages = sizes.exchangeMessages;
+  log(`exchange ${bindings} binding(s): ${messages.toLocaleString('en-US')} × ${QUEUE_MESSAGE_BYTES} B with key ${EXCHANGE_ROUTING_KEY}`);
+  const phase = await Phase.begin(sampler, broker.httpPort);
+  const p = await startWorker<PublishResult>('publish', publishConfig(broker.address, { exchange, routingKey: EXCHANGE_ROUTING_KEY }, messages), nodeArgsFor('producer')).result;
+  const { produceRequests: _none, brokerProduceMs: _unused, ...b } = await phase.end();
+  const perSec = p.messages / (p.elapsedMs / 1000);
+  const calls = Math.ceil(messages / PUBLISH_CALL_SIZE);
+  const elsewhere = Object.entries(p.routedCalls).filter(([d]) => d !== dest);
+  const problems = [];
+  if ((p.routedCalls[dest] ?? 0) !== calls) problems.push(`${p.routedCalls[dest] ?? 0} of ${calls} calls reached ${dest}`);
+  if (elsewhere.length > 0) problems.push(`also routed to ${elsewhere.map(([d, n]) => `${d} (${n})`).join(', ')}`);
+  if (p.droppedCalls > 0) problems.push(`${p.droppedCalls} calls dropped`);
+  return {
+    result: { bindings, routingKey: EXCHANGE_ROUTING_KEY, publisher: p, perSec },
+    row: {
+      workload: `exchange topic, ${bindings.toLocaleString('en-US')} binding${bindings === 1 ? '' : 's'}`,
+      recordsPerSec: perSec,
+      mbPerSec: p.bytes / MB / (p.elapsedMs / 1000),
+      clientCpuPct: clientCpuPct(p),
+      ...b,
+      note: `1 destination matches${problems.length > 0 ? `; ${problems.join('; ')}` : ''}`,
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -227,10 +438,13 @@ async function main(): Promise<void> {
   log(`broker pid ${broker.pid} on ${broker.address}, flush ${flushMode}`);
   const admin = new KmqClient({ brokers: [broker.address], clientId: 'bench-admin' });
   const rows: Row[] = [];
-  const results: Results = { produce: {}, consume: {}, e2e: {} };
-  const runProduce = args.suite !== 'e2e';
+  const results: Results = { produce: {}, consume: {}, e2e: {}, queue: {}, exchange: {} };
+  const runProduce = args.suite === 'produce' || args.suite === 'consume' || args.suite === 'all';
   const runConsume = args.suite === 'consume' || args.suite === 'all';
   const runE2e = args.suite === 'e2e' || args.suite === 'all';
+  const runQueues = args.suite === 'queue' || args.suite === 'all';
+  const runExchanges = args.suite === 'exchange' || args.suite === 'all';
+  const ctx: RunContext = { broker, sampler, admin };
 
   try {
     if (runProduce) {
@@ -309,6 +523,22 @@ async function main(): Promise<void> {
         }
       }
     }
+
+    if (runQueues) {
+      for (const partitions of QUEUE_PARTITIONS) {
+        const q = await runQueue(ctx, partitions);
+        results.queue[`${partitions}p`] = q.result;
+        rows.push(...q.rows);
+      }
+    }
+
+    if (runExchanges) {
+      for (const bindings of EXCHANGE_BINDINGS) {
+        const x = await runExchange(ctx, bindings);
+        results.exchange[String(bindings)] = x.result;
+        rows.push(x.row);
+      }
+    }
   } finally {
     await admin.close().catch(() => {});
     sampler.stop();
@@ -342,6 +572,9 @@ async function main(): Promise<void> {
       e2eProducer,
       callSize: Object.fromEntries(RECORD_SIZES.map((b) => [b, callSizeFor(b)])),
       callsInFlight: 8,
+      queue: { partitions: QUEUE_PARTITIONS, consumers: QUEUE_CONSUMERS, messageBytes: QUEUE_MESSAGE_BYTES, prefetch: args.prefetch, consumerMode: args.consumerMode, ack: 'per message (delivery.ack())' },
+      exchange: { type: 'topic', bindings: EXCHANGE_BINDINGS, routingKey: EXCHANGE_ROUTING_KEY, matchingBindings: 1, sinkQueues: EXCHANGE_SINKS },
+      publish: { callSize: PUBLISH_CALL_SIZE, callsInFlight: PUBLISH_CALLS_IN_FLIGHT, messageBytes: QUEUE_MESSAGE_BYTES },
       sizes,
       quick,
     },
@@ -382,6 +615,21 @@ function checkTargets(rows: Row[], diskFsyncMBps: number, peakRssMb: number): Ta
   const c100 = row('consume 100 B × 1p');
   if (c100 !== undefined) {
     checks.push({ target: 'consume >= 1,000,000 records/s of 100 B catching up', measured: `${Math.round(c100.recordsPerSec!).toLocaleString('en-US')} records/s`, met: c100.recordsPerSec! >= 1_000_000 });
+  }
+  for (const partitions of QUEUE_PARTITIONS) {
+    const r = row(`queue 1 KiB × ${partitions}p, ${QUEUE_CONSUMERS} cons`);
+    if (r === undefined) continue;
+    checks.push({ target: `queue ${partitions}p, ${QUEUE_CONSUMERS} consumers, ack per message >= 100,000 messages/s end to end`, measured: `${Math.round(r.recordsPerSec!).toLocaleString('en-US')} messages/s`, met: r.recordsPerSec! >= 100_000 });
+  }
+  const x1 = row('exchange topic, 1 binding');
+  const x1000 = row('exchange topic, 1,000 bindings');
+  if (x1 !== undefined && x1000 !== undefined) {
+    const loss = 1 - x1000.recordsPerSec! / x1.recordsPerSec!;
+    checks.push({
+      target: 'topic exchange with 1,000 bindings publishes no more than 20% below 1 binding',
+      measured: `${Math.round(x1000.recordsPerSec!).toLocaleString('en-US')} vs ${Math.round(x1.recordsPerSec!).toLocaleString('en-US')} messages/s: ${(loss * 100).toFixed(1)}% ${loss >= 0 ? 'lower' : 'higher'}`,
+      met: loss <= 0.2,
+    });
   }
   checks.push({ target: 'broker RSS < 300 MB', measured: `peak ${peakRssMb.toFixed(0)} MB`, met: peakRssMb < 300 });
   return checks;

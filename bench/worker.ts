@@ -3,11 +3,12 @@
  * Prints progress lines as `{"event":...}` and, last, one `{"result":...}` line on
  * stdout; exits non-zero with the error on stderr on failure.
  */
-import type { ConsumeConfig, DiskConfig, E2eConsumeConfig, E2eProduceConfig, ProduceConfig, TcpSourceConfig } from './bench-config.js';
+import type { ConsumeConfig, DiskConfig, E2eConsumeConfig, E2eProduceConfig, ProduceConfig, PublishConfig, QueueConsumeConfig, TcpSourceConfig } from './bench-config.js';
 import { consumeCatchUp, consumeLatency, produceFixedRate, produceMaxRate } from './client-workloads.js';
 import { diskWrite, tcpSink, tcpSource } from './machine-limits.js';
+import { consumeQueue, publishMaxRate } from './queue-workloads.js';
 
-export const WORKER_ROLES = ['produce', 'consume', 'e2e-produce', 'e2e-consume', 'disk', 'tcp-sink', 'tcp-source'] as const;
+export const WORKER_ROLES = ['produce', 'consume', 'e2e-produce', 'e2e-consume', 'publish', 'queue-consume', 'disk', 'tcp-sink', 'tcp-source'] as const;
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 
 function emit(line: Record<string, unknown>): void {
@@ -24,6 +25,14 @@ async function run(role: WorkerRole, config: unknown): Promise<unknown> {
       return produceFixedRate(config as E2eProduceConfig);
     case 'e2e-consume':
       return consumeLatency(config as E2eConsumeConfig, () => emit({ event: 'ready' }));
+    case 'publish':
+      return publishMaxRate(config as PublishConfig);
+    case 'queue-consume':
+      return consumeQueue(
+        config as QueueConsumeConfig,
+        () => emit({ event: 'ready' }),
+        (acked) => emit({ event: 'progress', acked }),
+      );
     case 'disk':
       return diskWrite(config as DiskConfig);
     case 'tcp-sink':
