@@ -57,7 +57,8 @@ export class KmqClient {
   queueConsumer(options: QueueConsumerOptions): QueueConsumer {
     const compiled = compileQueueConsumerOptions(options);
     const log = this.log.child({ role: 'queue-consumer', queue: compiled.queue, ...(compiled.group === '' ? {} : { group: compiled.group }) });
-    const c = new QueueConsumer(this.cluster, compiled, this.options.retry, log);
+    const { connectTimeoutMs, requestTimeoutMs, maxFrameBytes } = this.options;
+    const c = new QueueConsumer(this.cluster, compiled, this.options.retry, log, { connectTimeoutMs, requestTimeoutMs, maxFrameBytes, logger: this.log });
     this.queueConsumers.add(c);
     return c;
   }

@@ -219,9 +219,30 @@ describe('QueueConsumer', () => {
   });
 });
 
+describe('QueueConsumer with a limit', () => {
+  it('asks for no more than the limit, stops fetching and ends the deliveries there', async () => {
+    const broker = await startShareBroker({ fetchAnswers: [firstAnswer()] });
+    cleanups.push(broker.stop);
+    const consumer = clientFor(broker.port).queueConsumer({ queue: 'jobs', mode: 'pull', prefetch: 6, limit: 4, maxWaitMs: 30 });
+    const got: number[] = [];
+    for await (const d of consumer.deliveries()) {
+      got.push(d.offset);
+      d.nack();
+    }
+    expect(got).toEqual([0, 1, 2, 4]);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(broker.fetches.map((f) => f.maxRecords)).toEqual([4]);
+    await consumer.close();
+    expect(broker.events).toEqual(['fetch', 'ack', 'leave']);
+  });
+});
+
 describe('compileQueueConsumerOptions', () => {
   it('fills defaults and names the bad setting', () => {
-    expect(compileQueueConsumerOptions({ queue: 'q' })).toEqual({ queue: 'q', group: '', prefetch: 100, mode: 'push', maxWaitMs: 500, onError: undefined });
+    expect(compileQueueConsumerOptions({ queue: 'q' })).toEqual({ queue: 'q', group: '', prefetch: 100, mode: 'push', maxWaitMs: 500, limit: Number.MAX_SAFE_INTEGER, onError: undefined });
+    expect(compileQueueConsumerOptions({ queue: 'q', mode: 'pull', limit: 3 }).limit).toBe(3);
+    expect(() => compileQueueConsumerOptions({ queue: 'q', limit: 3 })).toThrow(/limit/);
+    expect(() => compileQueueConsumerOptions({ queue: 'q', mode: 'pull', limit: 0 })).toThrow(/limit/);
     expect(() => compileQueueConsumerOptions({ queue: '' })).toThrow(/queue/);
     expect(() => compileQueueConsumerOptions({ queue: 'q', prefetch: 0 })).toThrow(/prefetch/);
     expect(() => compileQueueConsumerOptions({ queue: 'q', mode: 'poll' as 'pull' })).toThrow(/mode/);

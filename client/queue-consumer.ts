@@ -11,7 +11,8 @@ import type { RecordHeader } from '../protocol/record-batch.js';
 import { mergeAckRanges } from './ack-ranges.js';
 import type { AckOp } from './ack-ranges.js';
 import type { Cluster } from './cluster.js';
-import type { StreamHandle } from './connection.js';
+import { BrokerConnection } from './connection.js';
+import type { ConnectionOptions, StreamHandle } from './connection.js';
 import type { CompiledRetrySettings } from './options.js';
 import { intSetting, invalidSetting, oneOfSetting, stringSetting } from './settings.js';
 
@@ -27,6 +28,11 @@ export interface QueueConsumerOptions {
   mode?: 'push' | 'pull';
   /** Pull mode: how long one fetch waits for records, ms. Default 500. */
   maxWaitMs?: number;
+  /**
+   * Pull mode: most deliveries to receive in all; then fetching stops and deliveries()
+   * ends once they are handed out. A consumer that needs N messages holds no more.
+   */
+  limit?: number;
   /** Where settlement failures go that no caller awaits. Default: logged as warnings. */
   onError?: (err: KmqError) => void;
 }
@@ -37,18 +43,24 @@ export interface CompiledQueueConsumerOptions {
   prefetch: number;
   mode: 'push' | 'pull';
   maxWaitMs: number;
+  limit: number;
   onError: ((err: KmqError) => void) | undefined;
 }
 
 export function compileQueueConsumerOptions(o: QueueConsumerOptions): CompiledQueueConsumerOptions {
   if (typeof o !== 'object' || o === null) throw invalidSetting('options', 'must be an object', o);
   if (o.onError !== undefined && typeof o.onError !== 'function') throw invalidSetting('onError', 'must be a function', typeof o.onError);
+  const mode = oneOfSetting('mode', o.mode, 'push', ['push', 'pull'] as const);
+  const limit = intSetting('limit', o.limit, Number.MAX_SAFE_INTEGER, 1);
+  // The broker pushes within the prefetch whatever the client has received, so only pulls can stop at a count.
+  if (o.limit !== undefined && mode !== 'pull') throw invalidSetting('limit', "needs mode 'pull'", o.limit);
   return {
     queue: stringSetting('queue', o.queue ?? '', ''),
     group: stringSetting('group', o.group, '', true),
     prefetch: intSetting('prefetch', o.prefetch, 100, 1, 0xffff),
-    mode: oneOfSetting('mode', o.mode, 'push', ['push', 'pull'] as const),
+    mode,
     maxWaitMs: intSetting('maxWaitMs', o.maxWaitMs, 500, 0, 600_000),
+    limit,
     onError: o.onError,
   };
 }
@@ -205,6 +217,9 @@ export class QueueConsumer {
   private buffer: Delivery[] = [];
   private head = 0;
   private held = 0;
+  private received = 0;
+  /** The pull loop reached the limit: nothing more will arrive. */
+  private exhausted = false;
   private waiters: Array<() => void> = [];
   private capacityWaiters: Array<() => void> = [];
   private started = false;
@@ -213,6 +228,7 @@ export class QueueConsumer {
   private failure: KmqError | undefined;
   private loop: Promise<void> | undefined;
   private stream: StreamHandle | undefined;
+  private streamConnection: BrokerConnection | undefined;
   private endStream: (() => void) | undefined;
   private current: AckFlush | undefined;
   private readonly inflight = new Set<Promise<void>>();
@@ -223,6 +239,7 @@ export class QueueConsumer {
     options: CompiledQueueConsumerOptions,
     private readonly retry: CompiledRetrySettings,
     private readonly log: Logger,
+    private readonly connectionOptions: Omit<ConnectionOptions, 'address'>,
   ) {
     this.options = options;
   }
@@ -253,7 +270,7 @@ export class QueueConsumer {
         yield d;
       }
       if (this.failure !== undefined) throw this.failure;
-      if (this.closed) return;
+      if (this.closed || this.exhausted) return;
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
@@ -270,7 +287,7 @@ export class QueueConsumer {
         continue;
       }
       if (this.failure !== undefined) throw this.failure;
-      if (this.closed) return;
+      if (this.closed || this.exhausted) return;
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
@@ -428,6 +445,7 @@ export class QueueConsumer {
     const added = this.buffer.length - before;
     if (added === 0) return;
     this.held += added;
+    this.received += added;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
@@ -439,7 +457,7 @@ export class QueueConsumer {
     while (!this.closed) {
       let err: KmqError | undefined;
       try {
-        const conn = await this.cluster.coordinatorConnection();
+        const conn = await this.openStreamConnection();
         if (this.closed) return;
         err = await new Promise<KmqError | undefined>((resolve) => {
           this.endStream = () => resolve(undefined);
@@ -460,16 +478,36 @@ export class QueueConsumer {
       this.stream = undefined;
       this.endStream = undefined;
       if (this.closed) return;
+      void this.streamConnection?.close();
+      this.streamConnection = undefined;
       err ??= new KmqError(ErrorCode.ShuttingDown, `The broker ended the subscription to ${queue}`, { queue });
       if (!(await this.backoff(err, attempt++))) return;
     }
   }
 
+  /**
+   * A connection of its own for the push subscription: pushed records do not queue
+   * ahead of settlements, and closing it ends the subscription on the broker, which
+   * has no other way to stop one.
+   */
+  private async openStreamConnection(): Promise<BrokerConnection> {
+    const shared = await this.cluster.coordinatorConnection();
+    const conn = new BrokerConnection({ ...this.connectionOptions, address: shared.address });
+    this.streamConnection = conn;
+    await conn.connect();
+    return conn;
+  }
+
   private async pullLoop(): Promise<void> {
-    const { queue, group, prefetch, maxWaitMs } = this.options;
+    const { queue, group, prefetch, maxWaitMs, limit } = this.options;
     let attempt = 0;
     while (!this.closed) {
-      const want = prefetch - this.held;
+      if (this.received >= limit) {
+        this.exhausted = true;
+        this.wakeAll();
+        return;
+      }
+      const want = Math.min(prefetch - this.held, limit - this.received);
       if (want <= 0) {
         await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
         continue;
@@ -546,6 +584,9 @@ export class QueueConsumer {
       // The broker releases the member's records when their locks expire.
       this.log.warn({ queue, err: (err as Error).message }, 'Leaving the shared group failed');
     }
+    // Only now: closing the subscription's connection may release what it holds, settled or not.
+    await this.streamConnection?.close();
+    this.streamConnection = undefined;
   }
 }
 

@@ -160,11 +160,17 @@ export function registerQueueCommands(program: Command): void {
       const idleMs = f.idleTimeout === undefined ? undefined : intArg('--idle-timeout', f.idleTimeout, 1);
       const nackDelayMs = intArg('--nack-delay-ms', f.nackDelayMs ?? '0', 0);
       if (nackDelayMs > 0 && action !== 'nack') throw new CliError('--nack-delay-ms goes with --nack');
-      // Never hold more than will be printed: the rest would wait for the lock or the leave.
       const prefetch = Math.min(intArg('--prefetch', f.prefetch ?? '100', 1), max);
 
       const { count, failures } = await withClient(f, async (client) => {
-        const consumer = client.queueConsumer({ queue: name, ...(f.group === undefined ? {} : { group: f.group }), prefetch });
+        // With --max, pull exactly what will be printed: a push subscription would keep
+        // receiving (and spend delivery attempts of) messages released by this very command.
+        const consumer = client.queueConsumer({
+          queue: name,
+          ...(f.group === undefined ? {} : { group: f.group }),
+          prefetch,
+          ...(max === Infinity ? {} : { mode: 'pull' as const, limit: max }),
+        });
         const close = (): Promise<void> => consumer.close();
         let idle: NodeJS.Timeout | undefined;
         const armIdle = (): void => {
