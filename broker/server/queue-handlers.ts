@@ -95,6 +95,7 @@ function fetchAnswer(a: Acquired, endOfStream = false): HandlerResult {
 export class QueueHandlers {
   /** Members seen on each connection: they are gone when it closes. */
   private readonly membersOf = new WeakMap<ClientConnection, Set<string>>();
+  private readonly connectionsOf = new Map<string, Set<ClientConnection>>();
 
   constructor(
     private readonly options: CompiledBrokerOptions,
@@ -128,7 +129,9 @@ export class QueueHandlers {
       case ApiKey.ShareLeave: {
         const r = Apis.ShareLeave.request.decode(header);
         this.queues.leave(r.memberId);
-        this.membersOf.get(conn)?.delete(r.memberId);
+        // The member may have streams on other connections: they end too.
+        for (const c of this.connectionsOf.get(r.memberId) ?? []) this.membersOf.get(c)?.delete(r.memberId);
+        this.connectionsOf.delete(r.memberId);
         return { header: Apis.ShareLeave.response.encode({}).finish() };
       }
       case ApiKey.CreateExchange:
@@ -185,10 +188,21 @@ export class QueueHandlers {
       set = members;
       this.membersOf.set(conn, members);
       conn.onClose(() => {
-        for (const m of members) this.queues.leave(m);
+        for (const m of members) {
+          this.queues.leave(m);
+          const conns = this.connectionsOf.get(m);
+          conns?.delete(conn);
+          if (conns?.size === 0) this.connectionsOf.delete(m);
+        }
       });
     }
     set.add(memberId);
+    let conns = this.connectionsOf.get(memberId);
+    if (conns === undefined) {
+      conns = new Set();
+      this.connectionsOf.set(memberId, conns);
+    }
+    conns.add(conn);
   }
 
   private async shareFetch(r: q.ShareFetchRequest, conn: ClientConnection): Promise<HandlerResult> {
@@ -210,7 +224,13 @@ export class QueueHandlers {
     void (async () => {
       try {
         this.queues.resolve(r.queue, r.group);
+        const member = (): boolean => this.membersOf.get(conn)?.has(r.memberId) === true;
         while (!conn.isClosed) {
+          if (!member()) {
+            // ShareLeave ended this member: end its stream too.
+            conn.push(correlationId, fetchAnswer({ ranges: [], data: [] }, true));
+            return;
+          }
           if (conn.queuedBytes > PUSH_HIGH_WATER_BYTES) {
             await new Promise<void>((resolve) => {
               conn.socket.once('drain', resolve);
@@ -219,6 +239,11 @@ export class QueueHandlers {
             continue;
           }
           const a = await this.queues.acquire(r.queue, r.group, r.memberId, prefetch, prefetch);
+          if (!member()) {
+            // Left while acquiring: what was just taken goes back at once.
+            this.queues.leave(r.memberId);
+            continue;
+          }
           if (a.ranges.length > 0) {
             conn.push(correlationId, fetchAnswer(a));
             continue;

@@ -214,4 +214,23 @@ describe('queues in the broker', () => {
     const second = messages(await fetchShare(c, 'keyed', 'k2', 10));
     expect(second.map((m) => m.value)).toEqual(['a2']);
   });
+
+  it('ends a push subscription when its member leaves, from any connection', async () => {
+    const { broker, c } = await start();
+    await call(c, Apis.CreateQueue, { name: 'pushed', ifNotExists: false, config: undefined });
+    const streamConn = await RawConnection.connect(broker.port);
+    cleanups.push(() => streamConn.close());
+    const first = streamConn.request(Apis.ShareSubscribe.key, Apis.ShareSubscribe.request.encode({ queue: 'pushed', group: '', memberId: 'pusher', prefetch: 10 }).finish());
+    await publish(c, 'pushed', ['p1']);
+    const delivered = Apis.ShareSubscribe.response.decode((await first)!.header);
+    expect(delivered.acquired).toHaveLength(1);
+    await call(c, Apis.ShareLeave, { queue: 'pushed', group: '', memberId: 'pusher' });
+    // The stream's next answer says it ended; a later message goes to someone else.
+    // The subscription was the stream connection's first request: correlation id 1.
+    const end = await streamConn.next(1, 5000);
+    expect(Apis.ShareSubscribe.response.decode(end!.header).endOfStream).toBe(true);
+    await publish(c, 'pushed', ['p2']);
+    const other = messages(await fetchShare(c, 'pushed', 'other', 10, 2000));
+    expect(other.map((m) => m.value).sort()).toEqual(['p1', 'p2']);
+  });
 });
