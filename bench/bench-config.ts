@@ -162,6 +162,8 @@ export interface QueueConsumeResult extends WorkerCpu {
   redeliveries: number;
   /** Deliveries whose value holds no sequence number below `messages`. */
   foreignValues: number;
+  /** Bytes the process read from the first delivery on (/proc/self/io rchar: mostly the broker's pushes). */
+  bytesReceived: number;
   /** Wall clock of the first delivery and of the answer to the last ack; 0 when none. */
   firstDeliveryAt: number;
   lastAckAt: number;

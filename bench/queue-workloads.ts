@@ -6,6 +6,7 @@
  * acked exactly once.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import { KmqClient } from '../client/index.js';
 import type { Delivery, PublishMessage } from '../client/index.js';
 import type { PublishConfig, PublishResult, QueueConsumeConfig, QueueConsumeResult } from './bench-config.js';
@@ -62,6 +63,15 @@ export async function publishMaxRate(c: PublishConfig): Promise<PublishResult> {
   }
 }
 
+/** Bytes this process has read through read(2)-like calls, sockets included (Linux: rchar of /proc/self/io); 0 elsewhere. */
+function bytesRead(): number {
+  try {
+    return Number(/^rchar: (\d+)$/m.exec(fs.readFileSync('/proc/self/io', 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * A queue consumer that acks each delivery with `delivery.ack()` as it comes
  * (fire and forget: the client merges one turn's acks into one ShareAck request),
@@ -89,6 +99,7 @@ export async function consumeQueue(c: QueueConsumeConfig, onReady: () => void, o
     let lastAckAt = 0;
     let lastArrival = 0;
     let cpu0 = process.cpuUsage();
+    let read0 = 0;
     let cpuAtLastAck: NodeJS.CpuUsage = { user: 0, system: 0 };
     const stop = (): void => void consumer.close();
     process.on('SIGUSR2', stop);
@@ -107,6 +118,7 @@ export async function consumeQueue(c: QueueConsumeConfig, onReady: () => void, o
       if (firstDeliveryAt === 0) {
         firstDeliveryAt = wallClockMs();
         cpu0 = process.cpuUsage();
+        read0 = bytesRead();
       }
       const v = d.value;
       if (v !== null && v.length >= 4) {
@@ -127,12 +139,14 @@ export async function consumeQueue(c: QueueConsumeConfig, onReady: () => void, o
     clearInterval(progress);
     process.off('SIGUSR2', stop);
     await consumer.close();
+    const bytesReceived = bytesRead() - read0;
     onProgress(acked);
     return {
       acked,
       ackErrors,
       redeliveries,
       foreignValues: outOfRange,
+      bytesReceived,
       firstDeliveryAt,
       lastAckAt,
       cpuUserMs: cpuAtLastAck.user / 1000,

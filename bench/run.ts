@@ -1,7 +1,7 @@
 /**
  * Broker benchmark runner: `npm run bench -- produce|consume|e2e|queue|exchange|all
  * [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer]
- * [--prefetch N] [--consumer-mode push|pull]`.
+ * [--prefetch N] [--consumer-mode push|pull] [--publish-call N] [--publish-in-flight N]`.
  *
  * Starts one broker process on a fresh temp folder, measures the machine's own
  * limits (disk write with and without fdatasync, loopback TCP), then runs each
@@ -55,7 +55,7 @@ const QUEUE_CONSUMERS = 4;
 const QUEUE_MESSAGE_BYTES = 1024;
 /** Exchange workload: bindings of the topic exchange (each a row). */
 const EXCHANGE_BINDINGS = [1, 1000] as const;
-/** Messages per publish() call and calls pending, for the queue and exchange publishers. */
+/** Default messages per publish() call and calls pending, for the queue and exchange publishers. */
 const PUBLISH_CALL_SIZE = 250;
 const PUBLISH_CALLS_IN_FLIGHT = 8;
 type ProfileTarget = 'broker' | 'producer' | 'consumer';
@@ -67,16 +67,20 @@ interface Args {
   cpuProf: ProfileTarget | undefined;
   prefetch: number;
   consumerMode: 'push' | 'pull';
+  publishCallSize: number;
+  publishCallsInFlight: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { suite: 'all', quick: false, flush: undefined, cpuProf: undefined, prefetch: 1000, consumerMode: 'push' };
+  const args: Args = { suite: 'all', quick: false, flush: undefined, cpuProf: undefined, prefetch: 1000, consumerMode: 'push', publishCallSize: PUBLISH_CALL_SIZE, publishCallsInFlight: PUBLISH_CALLS_IN_FLIGHT };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') args.quick = true;
     else if (a === '--flush') args.flush = argv[++i];
     else if (a === '--cpu-prof') args.cpuProf = argv[++i] as ProfileTarget;
     else if (a === '--prefetch') args.prefetch = Number(argv[++i]);
+    else if (a === '--publish-call') args.publishCallSize = Number(argv[++i]);
+    else if (a === '--publish-in-flight') args.publishCallsInFlight = Number(argv[++i]);
     else if (a === '--consumer-mode') args.consumerMode = argv[++i] as 'push' | 'pull';
     else if ((SUITES as readonly string[]).includes(a)) args.suite = a as Suite;
     else usage(`unknown argument "${a}"`);
@@ -85,12 +89,14 @@ function parseArgs(argv: string[]): Args {
   if (args.cpuProf !== undefined && !['broker', 'producer', 'consumer'].includes(args.cpuProf)) usage('--cpu-prof must be broker, producer or consumer');
   if (!Number.isInteger(args.prefetch) || args.prefetch < 1 || args.prefetch > 10_000) usage('--prefetch must be an integer from 1 to 10000');
   if (args.consumerMode !== 'push' && args.consumerMode !== 'pull') usage('--consumer-mode must be push or pull');
+  if (!Number.isInteger(args.publishCallSize) || args.publishCallSize < 1 || args.publishCallSize > 1000) usage('--publish-call must be an integer from 1 to 1000');
+  if (!Number.isInteger(args.publishCallsInFlight) || args.publishCallsInFlight < 1 || args.publishCallsInFlight > 64) usage('--publish-in-flight must be an integer from 1 to 64');
   return args;
 }
 
 function usage(problem: string): never {
   process.stderr.write(
-    `bench: ${problem}\nusage: npm run bench -- produce|consume|e2e|queue|exchange|all [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer] [--prefetch N] [--consumer-mode push|pull]\n`,
+    `bench: ${problem}\nusage: npm run bench -- produce|consume|e2e|queue|exchange|all [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer] [--prefetch N] [--consumer-mode push|pull] [--publish-call N] [--publish-in-flight N]\n`,
   );
   process.exit(2);
 }
@@ -249,6 +255,8 @@ interface QueueRunResult {
   consumersCpuPct: number;
   ackErrors: number;
   redeliveries: number;
+  /** Bytes the consumers received per acked message, over the message size: above 1 when the broker sends whole batches of which a consumer holds only part. */
+  receivedPerMessageBytes: number;
   /** The queue's depth after the consumers left: 0 ready, 0 in flight when every message was acked. */
   depthAfter: { ready: number; inFlight: number; delayed: number } | undefined;
 }
@@ -279,8 +287,8 @@ const publishConfig = (broker: string, target: PublishTargetConfig, messages: nu
   target,
   messages,
   messageBytes: QUEUE_MESSAGE_BYTES,
-  callSize: PUBLISH_CALL_SIZE,
-  callsInFlight: PUBLISH_CALLS_IN_FLIGHT,
+  callSize: args.publishCallSize,
+  callsInFlight: args.publishCallsInFlight,
 });
 
 /**
@@ -345,6 +353,7 @@ async function runQueue(ctx: RunContext, partitions: number): Promise<{ rows: Ro
     consumersCpuPct,
     ackErrors: cs.reduce((s, c) => s + c.ackErrors, 0),
     redeliveries: cs.reduce((s, c) => s + c.redeliveries, 0),
+    receivedPerMessageBytes: cs.reduce((s, c) => s + c.bytesReceived, 0) / totalAcked,
     depthAfter,
   };
   const perConsumer = cs.map((c) => c.acked).join('/');
@@ -362,14 +371,14 @@ async function runQueue(ctx: RunContext, partitions: number): Promise<{ rows: Ro
         mbPerSec: (totalAcked * QUEUE_MESSAGE_BYTES) / MB / (endToEndMs / 1000),
         clientCpuPct: consumersCpuPct + publisherCpuPct,
         ...b,
-        note: `end to end, prefetch ${args.prefetch}; consumers CPU ${consumersCpuPct.toFixed(0)}%; dup ${tally.duplicates}, missing ${tally.missing}; acked ${perConsumer}${problems.length > 0 ? `; ${problems.join(', ')}` : ''}`,
+        note: `end to end, prefetch ${args.prefetch}; consumers CPU ${consumersCpuPct.toFixed(0)}%, read ${(result.receivedPerMessageBytes / QUEUE_MESSAGE_BYTES).toFixed(1)}× the bytes; dup ${tally.duplicates}, missing ${tally.missing}; acked ${perConsumer}${problems.length > 0 ? `; ${problems.join(', ')}` : ''}`,
       },
       {
         workload: `  publish (same run)`,
         recordsPerSec: result.publishPerSec,
         mbPerSec: p.bytes / MB / (p.elapsedMs / 1000),
         clientCpuPct: ((p.cpuUserMs + p.cpuSystemMs) / p.elapsedMs) * 100,
-        note: `${PUBLISH_CALL_SIZE} per call, ${PUBLISH_CALLS_IN_FLIGHT} calls in flight, while consuming`,
+        note: `${args.publishCallSize} per call, ${args.publishCallsInFlight} calls in flight, while consuming`,
       },
     ],
   };
@@ -401,7 +410,7 @@ async function runExchange(ctx: RunContext, bindings: number): Promise<{ row: Ro
   const p = await startWorker<PublishResult>('publish', publishConfig(broker.address, { exchange, routingKey: EXCHANGE_ROUTING_KEY }, messages), nodeArgsFor('producer')).result;
   const { produceRequests: _none, brokerProduceMs: _unused, ...b } = await phase.end();
   const perSec = p.messages / (p.elapsedMs / 1000);
-  const calls = Math.ceil(messages / PUBLISH_CALL_SIZE);
+  const calls = Math.ceil(messages / args.publishCallSize);
   const elsewhere = Object.entries(p.routedCalls).filter(([d]) => d !== dest);
   const problems = [];
   if ((p.routedCalls[dest] ?? 0) !== calls) problems.push(`${p.routedCalls[dest] ?? 0} of ${calls} calls reached ${dest}`);
@@ -543,7 +552,11 @@ async function main(): Promise<void> {
     await admin.close().catch(() => {});
     sampler.stop();
     const cpus = os.cpus().length;
-    for (const r of rows) if (r.machineCpuPct !== undefined) r.otherCpuPct = Math.max(0, r.machineCpuPct * cpus - (r.brokerCpuPct ?? 0) - (r.clientCpuPct ?? 0));
+    for (const r of rows) {
+      if (r.machineCpuPct === undefined) continue;
+      r.otherCpuPct = Math.max(0, r.machineCpuPct * cpus - (r.brokerCpuPct ?? 0) - (r.clientCpuPct ?? 0));
+      if (r.otherCpuPct > 30) r.note = `${r.note === undefined ? '' : `${r.note}; `}BUSY MACHINE (other CPU ${r.otherCpuPct.toFixed(0)}%): rerun`;
+    }
     await broker.stop();
   }
   // Virtual disks drift (burst credits, neighbours): measure again and compare against the mean.
@@ -574,7 +587,7 @@ async function main(): Promise<void> {
       callsInFlight: 8,
       queue: { partitions: QUEUE_PARTITIONS, consumers: QUEUE_CONSUMERS, messageBytes: QUEUE_MESSAGE_BYTES, prefetch: args.prefetch, consumerMode: args.consumerMode, ack: 'per message (delivery.ack())' },
       exchange: { type: 'topic', bindings: EXCHANGE_BINDINGS, routingKey: EXCHANGE_ROUTING_KEY, matchingBindings: 1, sinkQueues: EXCHANGE_SINKS },
-      publish: { callSize: PUBLISH_CALL_SIZE, callsInFlight: PUBLISH_CALLS_IN_FLIGHT, messageBytes: QUEUE_MESSAGE_BYTES },
+      publish: { callSize: args.publishCallSize, callsInFlight: args.publishCallsInFlight, messageBytes: QUEUE_MESSAGE_BYTES },
       sizes,
       quick,
     },

@@ -49,8 +49,8 @@ if (role === undefined || !(WORKER_ROLES as readonly string[]).includes(role)) {
 }
 run(role as WorkerRole, JSON.parse(json ?? '{}'))
   .then((result) => {
-    emit({ result });
-    process.exit(0);
+    // Exit once the line is written: a result larger than the pipe's buffer would be cut off otherwise.
+    process.stdout.write(`${JSON.stringify({ result })}\n`, () => process.exit(0));
   })
   .catch((err: unknown) => {
     process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
