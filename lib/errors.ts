@@ -37,6 +37,9 @@ export const ErrorCode = {
   InvalidRoutingKey: 'INVALID_ROUTING_KEY',
   InvalidDelivery: 'INVALID_DELIVERY',
   Unroutable: 'UNROUTABLE',
+  UnknownSubscription: 'UNKNOWN_SUBSCRIPTION',
+  UnknownDelivery: 'UNKNOWN_DELIVERY',
+  SubscriptionBusy: 'SUBSCRIPTION_BUSY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -39,6 +39,9 @@ const wireTable: ReadonlyArray<readonly [number, ErrorCode]> = [
   [31, ErrorCode.InvalidRoutingKey],
   [32, ErrorCode.InvalidDelivery],
   [33, ErrorCode.Unroutable],
+  [34, ErrorCode.UnknownSubscription],
+  [35, ErrorCode.UnknownDelivery],
+  [36, ErrorCode.SubscriptionBusy],
 ];
 
 const toWire = new Map<ErrorCode, number>(wireTable.map(([n, c]) => [c, n]));
