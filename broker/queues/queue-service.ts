@@ -79,6 +79,8 @@ export class QueueService {
   private readonly rotation = new Map<string, number>();
   private readonly counters = { unroutable: new Map<string, number>(), routed: new Map<string, number>(), droppedDeadLetters: 0 };
   private readonly keyCache = new Map<string, string | undefined>();
+  /** Mean stored bytes per record of each partition's last read: sizes the next read to the records acquired. */
+  private readonly bytesPerRecord = new WeakMap<Partition, number>();
 
   constructor(
     private readonly topics: TopicManager,
@@ -530,7 +532,11 @@ export class QueueService {
     for (const r of sorted) {
       let next = Math.max(r.firstOffset, covered + 1);
       while (next <= r.lastOffset) {
-        const chunk = p.read(next, READ_CHUNK_BYTES);
+        // A read returns at least one whole batch; a fixed 1 MiB read for a few acquired records
+        // would read and allocate far more than is sent.
+        const perRecord = this.bytesPerRecord.get(p);
+        const want = perRecord === undefined ? READ_CHUNK_BYTES : Math.min(READ_CHUNK_BYTES, Math.ceil((r.lastOffset - next + 1) * perRecord));
+        const chunk = p.read(next, want);
         if (chunk.length === 0) break;
         // Keep whole batches that reach the range and were not sent yet.
         let at = 0;
@@ -549,6 +555,7 @@ export class QueueService {
           last = end;
           at += size;
         }
+        if (at > 0) this.bytesPerRecord.set(p, at / (last - batchBaseOffset(chunk, 0) + 1));
         if (keepFrom >= 0) chunks.push(chunk.subarray(keepFrom, keepTo));
         covered = Math.max(covered, last);
         if (last < next) break;
