@@ -10,6 +10,7 @@ import { registerQueueCommands } from './commands/queue.js';
 import { registerExchangeCommands } from './commands/exchange.js';
 import { registerPublishCommand } from './commands/publish.js';
 import { registerDlqCommands } from './commands/dlq.js';
+import { registerSidecarCommand } from './commands/sidecar.js';
 import { CliError } from './output.js';
 
 const program = new Command();
@@ -29,6 +30,7 @@ registerQueueCommands(program);
 registerExchangeCommands(program);
 registerPublishCommand(program);
 registerDlqCommands(program);
+registerSidecarCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

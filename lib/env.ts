@@ -13,6 +13,20 @@ export const EnvVar = {
   port: 'KMQ_PORT',
   /** Broker HTTP port for /metrics, /healthz and /readyz. */
   httpPort: 'KMQ_HTTP_PORT',
+  /** Sidecar: a YAML (or JSON) file of sidecar settings; the variables below override it. */
+  sidecarConfig: 'KMQ_SIDECAR_CONFIG',
+  /** Sidecar: address the app-facing gRPC server listens on (default 127.0.0.1: loopback only). */
+  sidecarHost: 'KMQ_SIDECAR_HOST',
+  /** Sidecar: gRPC listen port (default 50051; 0 picks a free one). */
+  sidecarPort: 'KMQ_SIDECAR_PORT',
+  /** Sidecar: the namespace it serves. */
+  sidecarNamespace: 'KMQ_SIDECAR_NAMESPACE',
+  /** Sidecar: the app's AppCallback port for push subscriptions. */
+  sidecarAppPort: 'KMQ_SIDECAR_APP_PORT',
+  /** Sidecar: largest payload accepted from the app (bytes, or 512KiB, 1MiB...). */
+  sidecarMaxPayload: 'KMQ_SIDECAR_MAX_PAYLOAD_BYTES',
+  /** Sidecar: subscriptions as a YAML or JSON list (replaces the file's list). */
+  sidecarSubscriptions: 'KMQ_SIDECAR_SUBSCRIPTIONS',
 } as const;
 export type EnvVar = (typeof EnvVar)[keyof typeof EnvVar];
 

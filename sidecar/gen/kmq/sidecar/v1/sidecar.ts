@@ -161,12 +161,14 @@ export interface Ack {
 }
 
 /**
- * Deliver the message again after delay_ms (attempt + 1). Ordered subscriptions
- * hold the message's partition until it is done, so per-key order is kept.
+ * Deliver the message again (attempt + 1) after delay_ms, or when absent after the
+ * subscription's backoff for this attempt. Once the subscription's max attempts are
+ * used up, a retry dead-letters the message instead. Ordered subscriptions hold the
+ * message's partition until it is done, so per-key order is kept.
  */
 export interface Retry {
   deliveryId: string;
-  delayMs: number;
+  delayMs?: number | undefined;
 }
 
 /**
@@ -1029,7 +1031,7 @@ export const Ack: MessageFns<Ack> = {
 };
 
 function createBaseRetry(): Retry {
-  return { deliveryId: "", delayMs: 0 };
+  return { deliveryId: "", delayMs: undefined };
 }
 
 export const Retry: MessageFns<Retry> = {
@@ -1037,7 +1039,7 @@ export const Retry: MessageFns<Retry> = {
     if (message.deliveryId !== "") {
       writer.uint32(10).string(message.deliveryId);
     }
-    if (message.delayMs !== 0) {
+    if (message.delayMs !== undefined) {
       writer.uint32(16).uint32(message.delayMs);
     }
     return writer;
@@ -2406,13 +2408,13 @@ export const protoMetadata: ProtoMetadata = {
         "oneofIndex": 0,
         "jsonName": "delayMs",
         "options": undefined,
-        "proto3Optional": false,
+        "proto3Optional": true,
       }],
       "extension": [],
       "nestedType": [],
       "enumType": [],
       "extensionRange": [],
-      "oneofDecl": [],
+      "oneofDecl": [{ "name": "_delay_ms", "options": undefined }],
       "options": undefined,
       "reservedRange": [],
       "reservedName": [],
@@ -3049,93 +3051,93 @@ export const protoMetadata: ProtoMetadata = {
         "leadingDetachedComments": [],
       }, {
         "path": [4, 11],
-        "span": [141, 0, 144, 1],
+        "span": [143, 0, 146, 1],
         "leadingComments":
-          " Deliver the message again after delay_ms (attempt + 1). Ordered subscriptions\n hold the message's partition until it is done, so per-key order is kept.\n",
+          " Deliver the message again (attempt + 1) after delay_ms, or when absent after the\n subscription's backoff for this attempt. Once the subscription's max attempts are\n used up, a retry dead-letters the message instead. Ordered subscriptions hold the\n message's partition until it is done, so per-key order is kept.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 12],
-        "span": [148, 0, 151, 1],
+        "span": [150, 0, 153, 1],
         "leadingComments":
           " Dead-letter now: the message goes to the dead-letter target with the reason,\n and the source moves on.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 13],
-        "span": [154, 0, 161, 1],
+        "span": [156, 0, 163, 1],
         "leadingComments": " Where a delivered message was read from.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 14, 2, 0],
-        "span": [165, 2, 25],
+        "span": [167, 2, 25],
         "leadingComments": " Names this delivery in ack / retry / dead_letter; valid on this stream only.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 14, 2, 2],
-        "span": [168, 2, 25],
+        "span": [170, 2, 25],
         "leadingComments": " Absent when the message has no key.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 14, 2, 3],
-        "span": [170, 2, 34],
+        "span": [172, 2, 34],
         "leadingComments": " Record headers (values decoded as UTF-8), including x-kmq-idempotency-key.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 14, 2, 4],
-        "span": [172, 2, 21],
+        "span": [174, 2, 21],
         "leadingComments": " 1 on the first delivery, then counts redeliveries.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 14, 2, 6],
-        "span": [175, 2, 25],
+        "span": [177, 2, 25],
         "leadingComments": " The record's timestamp, ms since the epoch.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 14, 2, 7],
-        "span": [177, 2, 29],
+        "span": [179, 2, 29],
         "leadingComments": " The producer's idempotency key, when the message carries one.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 15],
-        "span": [181, 0, 185, 1],
+        "span": [183, 0, 187, 1],
         "leadingComments": " Sent once after `start`, when the subscription is live.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 15, 2, 1],
-        "span": [184, 2, 27],
+        "span": [186, 2, 27],
         "leadingComments": " The effective max in flight.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 18, 4, 0, 2, 0],
-        "span": [204, 4, 28],
+        "span": [206, 4, 28],
         "leadingComments": " Treated as a failure: retried per the subscription's policy.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 18, 4, 0, 2, 1],
-        "span": [206, 4, 24],
+        "span": [208, 4, 24],
         "leadingComments": " Handled; acknowledge it.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 18, 4, 0, 2, 2],
-        "span": [208, 4, 22],
+        "span": [210, 4, 22],
         "leadingComments": " Deliver again after retry_delay_ms (0: per the subscription's policy).\n",
         "trailingComments": "",
         "leadingDetachedComments": [],
       }, {
         "path": [4, 18, 4, 0, 2, 3],
-        "span": [210, 4, 28],
+        "span": [212, 4, 28],
         "leadingComments": " Dead-letter now with `reason`; no further attempts.\n",
         "trailingComments": "",
         "leadingDetachedComments": [],

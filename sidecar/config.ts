@@ -1,0 +1,227 @@
+import fs from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { parseBrokerAddress } from '../client/index.js';
+import { invalidSetting, intSetting, oneOfSetting, stringSetting } from '../client/settings.js';
+import { EnvVar } from '../lib/env.js';
+import { parseBytes, parseDurationMs } from '../lib/duration.js';
+import { ErrorCode, KmqError } from '../lib/errors.js';
+import { compileRetryPolicy } from './delivery/retry-policy.js';
+import type { CompiledRetryPolicy, RetryPolicy } from './delivery/retry-policy.js';
+
+/** The sidecar's default gRPC port (the port gRPC examples use). */
+export const DEFAULT_SIDECAR_PORT = 50051;
+
+/** How a subscription's consumers share its messages. */
+export type SubscriptionMode = 'ordered' | 'shared';
+
+/** One subscription the sidecar serves to the app (a Subscription resource). */
+export interface SubscriptionConfig {
+  /** Unique; the consumer group of an ordered subscription. Letters, digits, '.', '_', '-'. */
+  name: string;
+  /** The topic consumed; exactly one of topic and queue. */
+  topic?: string;
+  /** The queue consumed (always shared). */
+  queue?: string;
+  /**
+   * ordered: a consumer group, one consumer per partition, per-partition order,
+   * committed offsets; one Consume stream at a time per sidecar. shared: any
+   * consumer gets any message, acked one by one. Default: ordered for a topic,
+   * shared for a queue.
+   */
+  mode?: SubscriptionMode;
+  /** Most deliveries sent to the app and not yet settled. Default 100. */
+  maxInFlight?: number;
+  /** Ordered, with no committed offset yet: start at the earliest (default) or the latest record. */
+  startFrom?: 'earliest' | 'latest';
+  /** Retries and max attempts. */
+  retryPolicy?: RetryPolicy;
+  /** Ordered: the topic dead letters go to. Default `<name>.dlq` (created when missing). */
+  deadLetterTopic?: string;
+}
+
+/** Settings of one sidecar. Every field has a documented default. */
+export interface SidecarOptions {
+  /** Broker address, host:port (a comma-separated list for several). Default: KMQ_BROKER, else 127.0.0.1:9092. */
+  broker?: string;
+  /** The namespace served; reported in logs (scoping of names comes with authentication). Default 'default'. */
+  namespace?: string;
+  /** Listen address of the gRPC server. Default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** Listen port of the gRPC server; 0 picks a free port. Default 50051. */
+  port?: number;
+  /** The app's AppCallback port for push subscriptions; 0 = none. Default 0. */
+  appPort?: number;
+  /** Largest payload accepted from the app, bytes (or '512KiB', '1MiB'). Default 1 MiB. */
+  maxPayloadBytes?: number | string;
+  /** Longest delay_ms a Publish may ask for (or '30s', '5m'). Default 60 s. */
+  maxPublishDelayMs?: number | string;
+  /** Default none. */
+  subscriptions?: SubscriptionConfig[];
+}
+
+export interface CompiledSubscription {
+  name: string;
+  /** The topic or queue read. */
+  source: { kind: 'topic' | 'queue'; name: string };
+  mode: SubscriptionMode;
+  maxInFlight: number;
+  startFrom: 'earliest' | 'latest';
+  retryPolicy: CompiledRetryPolicy;
+  deadLetterTopic: string;
+}
+
+export interface CompiledSidecarOptions {
+  brokers: string[];
+  namespace: string;
+  host: string;
+  port: number;
+  appPort: number;
+  maxPayloadBytes: number;
+  maxPublishDelayMs: number;
+  subscriptions: ReadonlyMap<string, CompiledSubscription>;
+}
+
+const NAME = /^[A-Za-z0-9._-]{1,200}$/;
+const OPTION_KEYS: ReadonlySet<string> = new Set(['broker', 'namespace', 'host', 'port', 'appPort', 'maxPayloadBytes', 'maxPublishDelayMs', 'subscriptions']);
+const SUBSCRIPTION_KEYS: ReadonlySet<string> = new Set(['name', 'topic', 'queue', 'mode', 'maxInFlight', 'startFrom', 'retryPolicy', 'deadLetterTopic']);
+
+function checkKeys(setting: string, o: object, allowed: ReadonlySet<string>): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.has(k)) throw invalidSetting(`${setting}${setting === '' ? '' : '.'}${k}`, `is not a setting (known: ${[...allowed].join(', ')})`, (o as Record<string, unknown>)[k]);
+  }
+}
+
+function nameSetting(setting: string, value: unknown): string {
+  const s = stringSetting(setting, value, '');
+  if (!NAME.test(s)) throw invalidSetting(setting, 'must be 1-200 letters, digits, ".", "_" or "-"', value);
+  return s;
+}
+
+function compileSubscription(s: SubscriptionConfig, i: number): CompiledSubscription {
+  const at = `subscriptions[${i}]`;
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) throw invalidSetting(at, 'must be an object', s);
+  checkKeys(at, s, SUBSCRIPTION_KEYS);
+  const name = nameSetting(`${at}.name`, s.name ?? '');
+  const where = `subscriptions[${i}] (${name})`;
+  if ((s.topic === undefined) === (s.queue === undefined)) throw invalidSetting(`${where}.topic`, 'give exactly one of topic and queue', { topic: s.topic, queue: s.queue });
+  const source = s.topic !== undefined ? { kind: 'topic' as const, name: nameSetting(`${where}.topic`, s.topic) } : { kind: 'queue' as const, name: nameSetting(`${where}.queue`, s.queue) };
+  const mode = oneOfSetting<SubscriptionMode>(`${where}.mode`, s.mode, source.kind === 'topic' ? 'ordered' : 'shared', ['ordered', 'shared']);
+  if (mode === 'ordered' && source.kind === 'queue') throw invalidSetting(`${where}.mode`, "a queue is always consumed 'shared'", s.mode);
+  const deadLetterTopic = s.deadLetterTopic === undefined ? `${name}.dlq` : nameSetting(`${where}.deadLetterTopic`, s.deadLetterTopic);
+  if (s.deadLetterTopic !== undefined && mode === 'shared') {
+    throw invalidSetting(`${where}.deadLetterTopic`, "applies to ordered subscriptions; a shared one dead-letters to its queue's dead-letter queue", s.deadLetterTopic);
+  }
+  return {
+    name,
+    source,
+    mode,
+    maxInFlight: intSetting(`${where}.maxInFlight`, s.maxInFlight, 100, 1, 0xffff),
+    startFrom: oneOfSetting(`${where}.startFrom`, s.startFrom, 'earliest', ['earliest', 'latest'] as const),
+    retryPolicy: compileRetryPolicy(s.retryPolicy ?? {}, `${where}.retryPolicy`),
+    deadLetterTopic,
+  };
+}
+
+function portSetting(setting: string, value: unknown, fallback: number): number {
+  return intSetting(setting, value, fallback, 0, 65535);
+}
+
+/**
+ * Validates `o` once and fills every default. A bad setting throws
+ * KmqError(InvalidConfig) whose message names it (`subscriptions[1] (billing).mode`).
+ */
+export function compileSidecarOptions(o: SidecarOptions = {}, env: NodeJS.ProcessEnv = process.env): CompiledSidecarOptions {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw invalidSetting('sidecar options', 'must be an object', o);
+  checkKeys('', o, OPTION_KEYS);
+  const broker = stringSetting('broker', o.broker, env[EnvVar.broker] || '127.0.0.1:9092');
+  const brokers = broker.split(',').map((b) => b.trim()).filter((b) => b !== '');
+  for (const b of brokers) {
+    try {
+      parseBrokerAddress(b);
+    } catch (err) {
+      throw invalidSetting('broker', `must be host:port[,host:port...] (${(err as Error).message})`, broker);
+    }
+  }
+  if (brokers.length === 0) throw invalidSetting('broker', 'must be host:port[,host:port...]', broker);
+  const host = stringSetting('host', o.host, '127.0.0.1');
+  const maxPayloadBytes = o.maxPayloadBytes === undefined ? 1024 * 1024 : parseBytes(o.maxPayloadBytes, 'maxPayloadBytes');
+  const maxPublishDelayMs = o.maxPublishDelayMs === undefined ? 60_000 : parseDurationMs(o.maxPublishDelayMs, 'maxPublishDelayMs');
+  if (o.subscriptions !== undefined && !Array.isArray(o.subscriptions)) throw invalidSetting('subscriptions', 'must be a list', o.subscriptions);
+  const subscriptions = new Map<string, CompiledSubscription>();
+  (o.subscriptions ?? []).forEach((s, i) => {
+    const c = compileSubscription(s, i);
+    if (subscriptions.has(c.name)) throw invalidSetting(`subscriptions[${i}].name`, 'is used by an earlier subscription', c.name);
+    subscriptions.set(c.name, c);
+  });
+  return {
+    brokers,
+    namespace: nameSetting('namespace', o.namespace ?? 'default'),
+    host,
+    port: portSetting('port', o.port, DEFAULT_SIDECAR_PORT),
+    appPort: portSetting('appPort', o.appPort, 0),
+    maxPayloadBytes: intSetting('maxPayloadBytes', maxPayloadBytes, 1024 * 1024, 1, 64 * 1024 * 1024),
+    maxPublishDelayMs: intSetting('maxPublishDelayMs', maxPublishDelayMs, 60_000, 0, 24 * 3_600_000),
+    subscriptions,
+  };
+}
+
+function envPort(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new KmqError(ErrorCode.InvalidConfig, `Invalid option ${name}: must be an integer port (got ${JSON.stringify(v)})`, { setting: name }, { retriable: false });
+  return n;
+}
+
+/** Parses a YAML (or JSON) document of SidecarOptions; `origin` names it in errors. */
+export function parseSidecarOptions(text: string, origin: string): SidecarOptions {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new KmqError(ErrorCode.InvalidConfig, `${origin} is not valid YAML: ${(err as Error).message}`, { setting: origin }, { retriable: false });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw invalidSetting(origin, 'must be a mapping of sidecar settings', doc);
+  return doc as SidecarOptions;
+}
+
+/**
+ * The settings from a file (`file`, else KMQ_SIDECAR_CONFIG), overridden by the
+ * KMQ_SIDECAR_* variables and KMQ_BROKER; not yet validated: pass the result, with any flags
+ * applied on top, to compileSidecarOptions.
+ */
+export function loadSidecarOptions(file?: string, env: NodeJS.ProcessEnv = process.env): SidecarOptions {
+  const path = file ?? (env[EnvVar.sidecarConfig] || undefined);
+  let o: SidecarOptions = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new KmqError(ErrorCode.InvalidConfig, `Cannot read the sidecar config file ${path}: ${(err as Error).message}`, { setting: 'config' }, { retriable: false });
+    }
+    o = parseSidecarOptions(text, path);
+  }
+  const set = <K extends keyof SidecarOptions>(key: K, value: SidecarOptions[K] | undefined): void => {
+    if (value !== undefined) o[key] = value;
+  };
+  set('broker', env[EnvVar.broker] || undefined);
+  set('host', env[EnvVar.sidecarHost] || undefined);
+  set('port', envPort(env, EnvVar.sidecarPort));
+  set('namespace', env[EnvVar.sidecarNamespace] || undefined);
+  set('appPort', envPort(env, EnvVar.sidecarAppPort));
+  set('maxPayloadBytes', env[EnvVar.sidecarMaxPayload] || undefined);
+  const subs = env[EnvVar.sidecarSubscriptions];
+  if (subs !== undefined && subs !== '') {
+    let list: unknown;
+    try {
+      list = parseYaml(subs);
+    } catch (err) {
+      throw new KmqError(ErrorCode.InvalidConfig, `${EnvVar.sidecarSubscriptions} is not valid YAML or JSON: ${(err as Error).message}`, { setting: EnvVar.sidecarSubscriptions }, { retriable: false });
+    }
+    if (!Array.isArray(list)) throw invalidSetting(EnvVar.sidecarSubscriptions, 'must be a list of subscriptions', list);
+    o.subscriptions = list as SubscriptionConfig[];
+  }
+  return o;
+}

@@ -1,0 +1,200 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { ErrorCode, KmqError } from '../../client/index.js';
+import type { KmqClient } from '../../client/index.js';
+import type { Logger } from '../../lib/logger.js';
+import type { CompiledSidecarOptions, CompiledSubscription } from '../config.js';
+import type { ConsumeRequest, ConsumeResponse } from '../gen/kmq/sidecar/v1/sidecar.js';
+import type { DeadLetterTopics } from './dead-letter-topics.js';
+import type { DeliverySource, OutboundDelivery, Settlement } from './delivery-source.js';
+import { OrderedSource } from './ordered-source.js';
+import { SharedSource } from './shared-source.js';
+import { toServiceError } from './status.js';
+
+type ConsumeCall = ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
+
+function invalid(message: string): KmqError {
+  return new KmqError(ErrorCode.InvalidRequest, message, {}, { retriable: false });
+}
+
+/**
+ * Serves Consume streams. An ordered subscription is exclusive: one stream at a
+ * time in this sidecar (its consumer group owns every partition); a shared one
+ * takes any number of streams, each a member of the shared group.
+ */
+export class ConsumeService {
+  private readonly exclusive = new Set<string>();
+  private readonly sessions = new Set<ConsumeSession>();
+
+  constructor(
+    readonly client: KmqClient,
+    readonly options: CompiledSidecarOptions,
+    readonly deadLetters: DeadLetterTopics,
+    readonly log: Logger,
+  ) {}
+
+  handle(call: ConsumeCall): void {
+    const s = new ConsumeSession(this, call);
+    this.sessions.add(s);
+    s.closed.finally(() => this.sessions.delete(s)).catch(() => {});
+  }
+
+  /** Claims an ordered subscription for one stream; false when another stream holds it. */
+  claim(sub: CompiledSubscription): boolean {
+    if (sub.mode !== 'ordered') return true;
+    if (this.exclusive.has(sub.name)) return false;
+    this.exclusive.add(sub.name);
+    return true;
+  }
+
+  release(sub: CompiledSubscription): void {
+    if (sub.mode === 'ordered') this.exclusive.delete(sub.name);
+  }
+
+  /** Ends every stream (status UNAVAILABLE) and returns its unsettled deliveries to the broker. */
+  async closeAll(): Promise<void> {
+    const all = [...this.sessions];
+    for (const s of all) s.fail(new KmqError(ErrorCode.ShuttingDown, 'The sidecar is shutting down; unsettled deliveries will be delivered again'));
+    await Promise.all(all.map((s) => s.closed));
+  }
+}
+
+/**
+ * One Consume stream: `start` first, then deliveries out and settlements in.
+ * Delivery ids are per stream. A protocol error ends the stream with its status;
+ * whatever is unsettled then goes back to the broker.
+ */
+class ConsumeSession {
+  private state: 'awaiting-start' | 'starting' | 'running' | 'ended' = 'awaiting-start';
+  private sub: CompiledSubscription | undefined;
+  private source: DeliverySource | undefined;
+  private readonly inFlight = new Map<string, OutboundDelivery>();
+  private nextId = 0;
+  private resolveClosed!: () => void;
+  /** Resolves once the source is closed and the subscription released. */
+  readonly closed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
+  private readonly log: Logger;
+
+  constructor(
+    private readonly service: ConsumeService,
+    private readonly call: ConsumeCall,
+  ) {
+    this.log = service.log.child({ peer: call.getPeer() });
+    call.on('data', (req: ConsumeRequest) => this.onRequest(req));
+    call.on('end', () => this.finish());
+    call.on('cancelled', () => this.end(undefined));
+  }
+
+  private onRequest(req: ConsumeRequest): void {
+    if (this.state === 'ended') return;
+    try {
+      if (req.start !== undefined) {
+        if (this.state !== 'awaiting-start') throw invalid('start was already sent on this stream; open another stream for another subscription');
+        this.state = 'starting';
+        void this.start(req.start.subscription, req.start.maxInFlight);
+        return;
+      }
+      if (req.ack === undefined && req.retry === undefined && req.deadLetter === undefined) throw invalid('ConsumeRequest is empty: set start, ack, retry or dead_letter');
+      if (this.state === 'awaiting-start') throw invalid('the first ConsumeRequest must be start (naming a subscription)');
+      if (req.ack !== undefined) this.settle(req.ack.deliveryId, { kind: 'ack' });
+      else if (req.retry !== undefined) this.settle(req.retry.deliveryId, { kind: 'retry', delayMs: req.retry.delayMs });
+      else this.settle(req.deadLetter!.deliveryId, { kind: 'dead-letter', reason: req.deadLetter!.reason });
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private async start(name: string, requested: number): Promise<void> {
+    const { service } = this;
+    if (name === '') return this.fail(invalid('start.subscription is required'));
+    const sub = service.options.subscriptions.get(name);
+    if (sub === undefined) {
+      const known = [...service.options.subscriptions.keys()];
+      return this.fail(
+        new KmqError(ErrorCode.UnknownSubscription, `Unknown subscription "${name}"; this sidecar serves ${known.length === 0 ? 'none' : known.map((k) => `"${k}"`).join(', ')}`, { subscription: name }, { retriable: false }),
+      );
+    }
+    if (!service.claim(sub)) {
+      return this.fail(
+        new KmqError(ErrorCode.SubscriptionBusy, `Subscription "${name}" is ordered (exclusive) and another Consume stream is consuming it; close that stream first`, { subscription: name }, { retriable: false }),
+      );
+    }
+    this.sub = sub;
+    const maxInFlight = requested === 0 ? sub.maxInFlight : Math.min(requested, sub.maxInFlight);
+    try {
+      // A precise NOT_FOUND before joining anything.
+      if (sub.source.kind === 'topic') await service.client.admin().describeTopic(sub.source.name);
+      else await service.client.admin().describeQueue(sub.source.name);
+    } catch (err) {
+      return this.fail(err);
+    }
+    if (this.state !== 'starting') return;
+    const log = this.log.child({ subscription: sub.name });
+    const source =
+      sub.mode === 'ordered' ? new OrderedSource(service.client, sub, maxInFlight, service.deadLetters, log) : new SharedSource(service.client, sub, maxInFlight, log);
+    this.source = source;
+    this.state = 'running';
+    this.call.write({ started: { subscription: sub.name, maxInFlight } });
+    log.info({ mode: sub.mode, maxInFlight }, 'Consume stream started');
+    source.run((d) => this.send(d)).then(
+      () => this.end(undefined),
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  private send(d: OutboundDelivery): void {
+    if (this.state !== 'running') return;
+    const deliveryId = String(++this.nextId);
+    this.inFlight.set(deliveryId, d);
+    this.call.write({ delivery: { deliveryId, ...d.message } });
+  }
+
+  private settle(deliveryId: string, s: Settlement): void {
+    const d = this.inFlight.get(deliveryId);
+    if (d === undefined) {
+      throw new KmqError(
+        ErrorCode.UnknownDelivery,
+        deliveryId === '' ? 'delivery_id is required' : `Delivery "${deliveryId}" is not in flight on this stream (unknown, or already settled)`,
+        { deliveryId, subscription: this.sub?.name },
+        { retriable: false },
+      );
+    }
+    this.inFlight.delete(deliveryId);
+    d.settle(s).catch((err: unknown) => {
+      this.log.warn({ subscription: this.sub?.name, deliveryId, settlement: s.kind, err: (err as Error).message }, 'Settlement failed');
+      this.fail(err);
+    });
+  }
+
+  /** Ends the stream with the error's status. */
+  fail(err: unknown): void {
+    if (this.state === 'ended') return;
+    const e = toServiceError(err);
+    this.log.debug({ subscription: this.sub?.name, code: e.code, err: e.details }, 'Consume stream failed');
+    this.end(e);
+  }
+
+  /** The app half-closed: stop, then end the stream with OK. */
+  private finish(): void {
+    this.end(undefined);
+  }
+
+  private end(error: ReturnType<typeof toServiceError> | undefined): void {
+    if (this.state === 'ended') return;
+    this.state = 'ended';
+    this.inFlight.clear();
+    const sub = this.sub;
+    const source = this.source;
+    const closing = source === undefined ? Promise.resolve() : source.close();
+    closing
+      .catch((err: unknown) => this.log.warn({ subscription: sub?.name, err: (err as Error).message }, 'Closing the consumer failed'))
+      .finally(() => {
+        if (sub !== undefined) this.service.release(sub);
+        if (!this.call.cancelled) {
+          if (error !== undefined) this.call.emit('error', error);
+          else this.call.end();
+        }
+        this.resolveClosed();
+      })
+      .catch(() => {});
+  }
+}
