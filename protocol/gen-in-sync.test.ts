@@ -22,7 +22,7 @@ describe('generated code', () => {
       try {
         const template = fs.readFileSync(path.join(root, templateFile), 'utf8');
         expect(template, `${templateFile} writes to ${outDir}`).toContain(`out: ${outDir}\n`);
-        execFileSync(path.join(root, 'node_modules', '.bin', 'buf'), ['generate', '--template', template.replace(`out: ${outDir}\n`, `out: ${out}\n`)], { cwd: root, stdio: 'pipe' });
+        execFileSync(path.join(root, 'node_modules', '.bin', 'buf'), ['generate', '--template', template.replaceAll(`out: ${outDir}\n`, `out: ${out}\n`)], { cwd: root, stdio: 'pipe' });
         const expected = files(out);
         expect(expected.length).toBeGreaterThan(0);
         expect(files(path.join(root, outDir))).toEqual(expected);

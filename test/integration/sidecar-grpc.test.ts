@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
-import { Client, Metadata, credentials, makeGenericClientConstructor, status } from '@grpc/grpc-js';
+import { Client, Metadata, credentials, status } from '@grpc/grpc-js';
 import type { ClientDuplexStream, ServiceError, StatusObject } from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KmqClient } from '../../client/index.js';
 import type { DecodedRecord } from '../../client/index.js';
+import { fileDescriptor as healthDescriptor } from '../../sidecar/gen/grpc/health/v1/health.descriptor.js';
+import { HealthCheckResponse_ServingStatus, HealthClient } from '../../sidecar/gen/grpc/health/v1/health.js';
+import { fileDescriptor as sidecarDescriptor } from '../../sidecar/gen/kmq/sidecar/v1/sidecar.descriptor.js';
 import { SidecarClient } from '../../sidecar/gen/kmq/sidecar/v1/sidecar.js';
 import type { ConsumeRequest, ConsumeResponse, Delivery, PublishRequest, PublishResponse, PublishStreamRequest, PublishStreamResponse } from '../../sidecar/gen/kmq/sidecar/v1/sidecar.js';
 import { BrokerProcess } from '../utils/broker-process.js';
@@ -168,36 +170,28 @@ afterAll(async () => {
 
 describe('sidecar: health and reflection', () => {
   it('answers grpc.health.v1 Check with SERVING for the server and the Sidecar service', async () => {
-    const Health = makeGenericClientConstructor(healthService as never, 'grpc.health.v1.Health');
-    const health = new Health(sidecar.address, credentials.createInsecure()) as Client & Record<string, (req: unknown, cb: (e: ServiceError | null, r: { status: string }) => void) => void>;
+    const health = new HealthClient(sidecar.address, credentials.createInsecure());
     try {
-      const check = (service: string): Promise<string> => new Promise((resolve, reject) => health.Check!({ service }, (e, r) => (e === null ? resolve(r.status) : reject(e))));
-      expect(await check('')).toBe('SERVING');
-      expect(await check('kmq.sidecar.v1.Sidecar')).toBe('SERVING');
+      const check = (service: string): Promise<HealthCheckResponse_ServingStatus> =>
+        new Promise((resolve, reject) => health.check({ service }, (e, r) => (e === null ? resolve(r.status) : reject(e))));
+      expect(await check('')).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      expect(await check('kmq.sidecar.v1.Sidecar')).toBe(HealthCheckResponse_ServingStatus.SERVING);
       await expect(check('no.such.Service')).rejects.toMatchObject({ code: status.NOT_FOUND });
     } finally {
       health.close();
     }
   });
 
-  it('lists its services and serves sidecar.proto through server reflection (v1 and v1alpha)', async () => {
+  it('lists its services and serves the compiler’s descriptors through server reflection (v1 and v1alpha)', async () => {
     for (const version of ['v1', 'v1alpha']) {
-      const list = await reflect(version, 7, '*');
-      const names = listedServices(list);
-      expect(names, version).toEqual(expect.arrayContaining(['kmq.sidecar.v1.Sidecar', 'kmq.sidecar.v1.AppCallback', 'grpc.health.v1.Health']));
+      const names = listedServices(await reflect(version, 7, '*'));
+      expect(names.sort(), version).toEqual(['grpc.health.v1.Health', 'kmq.sidecar.v1.AppCallback', 'kmq.sidecar.v1.Sidecar']);
     }
-    const file = await reflect('v1', 4, 'kmq.sidecar.v1.Sidecar');
-    const descriptors = fileDescriptors(file);
-    expect(descriptors.length).toBeGreaterThan(0);
-    // FileDescriptorProto: name (1), package (2).
-    const first = new BinaryReader(descriptors[0]!);
-    const fields: Record<number, string> = {};
-    while (first.pos < first.len) {
-      const [no, type] = first.tag();
-      if (type === 2 && (no === 1 || no === 2)) fields[no] = first.string();
-      else first.skip(type);
-    }
-    expect(fields).toEqual({ 1: 'kmq/sidecar/v1/sidecar.proto', 2: 'kmq.sidecar.v1' });
+    // file_containing_symbol: the descriptor generated from sidecar.proto, byte for byte.
+    expect(fileDescriptors(await reflect('v1', 4, 'kmq.sidecar.v1.Sidecar')).map((d) => Buffer.from(d))).toEqual([sidecarDescriptor]);
+    expect(fileDescriptors(await reflect('v1', 4, 'grpc.health.v1.Health')).map((d) => Buffer.from(d))).toEqual([healthDescriptor]);
+    const missing = await reflect('v1', 4, 'no.such.Symbol');
+    expect(submessages(missing, 7)).toHaveLength(1);
   });
 });
 
@@ -489,3 +483,12 @@ function listedServices(res: Uint8Array): string[] {
 function fileDescriptors(res: Uint8Array): Uint8Array[] {
   return submessages(res, 4).flatMap((f) => submessages(f, 1));
 }
+
+describe('kmq sidecar: start-up', () => {
+  it('refuses a bad setting before listening, naming it', async () => {
+    const err = await SidecarProcess.start({ broker: broker.address, config: { subscriptions: [{ name: 'x', queue: 'q', mode: 'ordered' }] } }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain('sidecar exited with 1');
+    expect((err as Error).message).toContain("kmq: Invalid option subscriptions[0] (x).mode: a queue is always consumed 'shared'");
+  });
+});

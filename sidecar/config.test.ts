@@ -1,0 +1,82 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { compileSidecarOptions, loadSidecarOptions } from './config.js';
+import type { SidecarOptions } from './config.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function file(text: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kmq-sidecar-config-'));
+  dirs.push(dir);
+  const f = path.join(dir, 'sidecar.yaml');
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+const compile = (o: SidecarOptions): ReturnType<typeof compileSidecarOptions> => compileSidecarOptions(o, {});
+
+describe('compileSidecarOptions', () => {
+  it('fills every default: loopback, port 50051, 1 MiB payloads, no subscriptions', () => {
+    const c = compile({});
+    expect(c).toMatchObject({ brokers: ['127.0.0.1:9092'], namespace: 'default', host: '127.0.0.1', port: 50051, appPort: 0, maxPayloadBytes: 1024 * 1024, maxPublishDelayMs: 60_000 });
+    expect(c.subscriptions.size).toBe(0);
+    expect(compileSidecarOptions({}, { KMQ_BROKER: 'b1:1,b2:2' }).brokers).toEqual(['b1:1', 'b2:2']);
+  });
+
+  it('compiles subscriptions: mode from the source, dead-letter topic, retry policy', () => {
+    const c = compile({
+      subscriptions: [
+        { name: 'billing', topic: 'orders', retryPolicy: { maxAttempts: 3, initialBackoffMs: '1s' } },
+        { name: 'emails', queue: 'emails', maxInFlight: 10 },
+        { name: 'audit', topic: 'orders', mode: 'shared', startFrom: 'latest' },
+      ],
+    });
+    expect(c.subscriptions.get('billing')).toMatchObject({ source: { kind: 'topic', name: 'orders' }, mode: 'ordered', maxInFlight: 100, startFrom: 'earliest', deadLetterTopic: 'billing.dlq' });
+    expect(c.subscriptions.get('billing')!.retryPolicy).toMatchObject({ maxAttempts: 3, initialBackoffMs: 1000 });
+    expect(c.subscriptions.get('emails')).toMatchObject({ source: { kind: 'queue', name: 'emails' }, mode: 'shared', maxInFlight: 10 });
+    expect(c.subscriptions.get('audit')).toMatchObject({ mode: 'shared', startFrom: 'latest' });
+  });
+
+  it('names the bad setting', () => {
+    const bad: Array<[SidecarOptions, string]> = [
+      [{ port: 70000 }, 'Invalid option port: must be an integer in [0, 65535] (got 70000)'],
+      [{ broker: 'host:x' }, 'Invalid option broker'],
+      [{ maxPayloadBytes: '1 parsec' }, 'maxPayloadBytes: "1 parsec" is not a size'],
+      [{ prot: 1 } as SidecarOptions, 'Invalid option prot: is not a setting'],
+      [{ subscriptions: [{ name: 'a b', topic: 't' }] }, 'Invalid option subscriptions[0].name: must be 1-200 letters'],
+      [{ subscriptions: [{ name: 'a' }] }, 'Invalid option subscriptions[0] (a).topic: give exactly one of topic and queue'],
+      [{ subscriptions: [{ name: 'a', topic: 't', queue: 'q' }] }, 'subscriptions[0] (a).topic: give exactly one of topic and queue'],
+      [{ subscriptions: [{ name: 'a', queue: 'q', mode: 'ordered' }] }, "Invalid option subscriptions[0] (a).mode: a queue is always consumed 'shared'"],
+      [{ subscriptions: [{ name: 'a', topic: 't', mode: 'fifo' as 'ordered' }] }, 'Invalid option subscriptions[0] (a).mode: must be one of ordered, shared'],
+      [{ subscriptions: [{ name: 'a', topic: 't', maxInFlight: 0 }] }, 'Invalid option subscriptions[0] (a).maxInFlight'],
+      [{ subscriptions: [{ name: 'a', topic: 't', retryPolicy: { maxAttempts: 0 } }] }, 'subscriptions[0] (a).retryPolicy.maxAttempts'],
+      [{ subscriptions: [{ name: 'a', topic: 't', retries: 3 } as never] }, 'Invalid option subscriptions[0].retries: is not a setting'],
+      [{ subscriptions: [{ name: 'a', topic: 't' }, { name: 'a', queue: 'q' }] }, 'Invalid option subscriptions[1].name: is used by an earlier subscription'],
+    ];
+    for (const [o, message] of bad) expect(() => compile(o), JSON.stringify(o)).toThrow(message);
+  });
+});
+
+describe('loadSidecarOptions', () => {
+  it('reads a YAML file, then lets KMQ_SIDECAR_* and KMQ_BROKER override it', () => {
+    const f = file('broker: file:1\nport: 6000\nnamespace: shop\nsubscriptions:\n  - {name: billing, topic: orders}\n');
+    expect(loadSidecarOptions(f, {})).toEqual({ broker: 'file:1', port: 6000, namespace: 'shop', subscriptions: [{ name: 'billing', topic: 'orders' }] });
+    const env = { KMQ_SIDECAR_CONFIG: f, KMQ_BROKER: 'env:2', KMQ_SIDECAR_PORT: '7000', KMQ_SIDECAR_HOST: '0.0.0.0', KMQ_SIDECAR_MAX_PAYLOAD_BYTES: '2MiB', KMQ_SIDECAR_SUBSCRIPTIONS: '[{"name": "emails", "queue": "emails"}]' };
+    const c = compileSidecarOptions(loadSidecarOptions(undefined, env), env);
+    expect(c).toMatchObject({ brokers: ['env:2'], port: 7000, host: '0.0.0.0', namespace: 'shop', maxPayloadBytes: 2 * 1024 * 1024 });
+    expect([...c.subscriptions.keys()]).toEqual(['emails']);
+  });
+
+  it('reports an unreadable or malformed file and bad variables by name', () => {
+    expect(() => loadSidecarOptions('/nonexistent/sidecar.yaml', {})).toThrow('Cannot read the sidecar config file /nonexistent/sidecar.yaml');
+    expect(() => loadSidecarOptions(file('port: [1'), {})).toThrow('is not valid YAML');
+    expect(() => loadSidecarOptions(file('- 1\n- 2\n'), {})).toThrow('must be a mapping of sidecar settings');
+    expect(() => loadSidecarOptions(undefined, { KMQ_SIDECAR_PORT: 'http' })).toThrow('Invalid option KMQ_SIDECAR_PORT: must be an integer port (got "http")');
+    expect(() => loadSidecarOptions(undefined, { KMQ_SIDECAR_SUBSCRIPTIONS: 'name: a' })).toThrow('Invalid option KMQ_SIDECAR_SUBSCRIPTIONS: must be a list of subscriptions');
+  });
+});
