@@ -79,6 +79,8 @@ export class QueueService {
   private readonly rotation = new Map<string, number>();
   private readonly counters = { unroutable: new Map<string, number>(), routed: new Map<string, number>(), droppedDeadLetters: 0 };
   private readonly keyCache = new Map<string, string | undefined>();
+  /** Dead letters per queue (by topic id) since start. */
+  private readonly deadLettered = new Map<string, number>();
   /** Mean stored bytes per record of each partition's last read: sizes the next read to the records acquired. */
   private readonly bytesPerRecord = new WeakMap<Partition, number>();
 
@@ -97,7 +99,9 @@ export class QueueService {
 
   /** Every queue's built-in group must know its max deliveries before the first acquire. */
   start(): void {
-    for (const q of this.topics.list(false, 'queue')) this.shared.setMaxDeliveries(groupOf(q), q.record.queue!.maxDeliveries);
+    // maxDeliveries is enforced here, not in the engine: a dead letter is appended to the
+    // dead-letter queue before its source record is acknowledged, so a crash in between
+    // dead-letters it twice rather than losing it.
   }
 
   // ---- Queues -------------------------------------------------------------
@@ -114,8 +118,7 @@ export class QueueService {
     if (!Number.isInteger(settings.lockTimeoutMs) || settings.lockTimeoutMs < 100 || settings.lockTimeoutMs > 12 * 3_600_000) {
       throw new KmqError(ErrorCode.InvalidConfig, `lock timeout must be between 100 ms and 12 h, got ${settings.lockTimeoutMs}`, { queue: name });
     }
-    const t = await this.topics.create(name, partitions, 1, overrides, { queue: settings });
-    this.shared.setMaxDeliveries(groupOf(t), settings.maxDeliveries);
+    await this.topics.create(name, partitions, 1, overrides, { queue: settings });
   }
 
   async deleteQueue(name: string, ifExists: boolean, ifEmpty: boolean): Promise<void> {
@@ -158,7 +161,7 @@ export class QueueService {
       depth: this.depth(q),
       consumers: d.members,
       redeliveries: d.stats.redelivered,
-      deadLettered: d.stats.deadLettered + d.stats.rejected,
+      deadLettered: this.deadLettered.get(q.record.id) ?? 0,
       logStartOffset: q.partitions.reduce((s, p) => s + p.logStartOffset, 0),
       logEndOffset: q.partitions.reduce((s, p) => s + p.logEndOffset, 0),
       retentionMs: cfg.retentionMs,
@@ -243,13 +246,26 @@ export class QueueService {
         logEndOffset: p.logEndOffset,
         ...(r.settings.perKeyOrdering ? { keyOf: (o: number) => this.keyAt(p, o) } : {}),
       });
-      if (res.deadLetters.length > 0) await this.deadLetter(r.topic, p, res.deadLetters);
-      if (res.acquired.length === 0) continue;
-      for (const a of res.acquired) {
+      const max = r.settings.maxDeliveries;
+      const deliver = max > 0 ? res.acquired.filter((a) => a.deliveryCount <= max) : res.acquired;
+      if (deliver.length < res.acquired.length) {
+        // Past max deliveries: the acquisition that would be one too many becomes a dead letter.
+        const letters: DeadLetter[] = [];
+        for (const a of res.acquired) {
+          if (a.deliveryCount <= max) continue;
+          for (let o = a.firstOffset; o <= a.lastOffset; o++) {
+            const st = sp.recordAt(o);
+            letters.push({ offset: o, deliveryCount: a.deliveryCount - 1, reason: 'max-deliveries', firstFailureAt: st.firstFailureAt, lastFailureAt: st.lastFailureAt });
+          }
+        }
+        await this.deadLetterThenAck(r.topic, p, sp, memberId, letters);
+      }
+      if (deliver.length === 0) continue;
+      for (const a of deliver) {
         out.ranges.push({ ...a, partition: p.index, lockExpiresAt: now + r.settings.lockTimeoutMs });
         budget -= a.lastOffset - a.firstOffset + 1;
       }
-      out.data.push({ partition: p.index, bytes: this.readRanges(p, res.acquired) });
+      out.data.push({ partition: p.index, bytes: this.readRanges(p, deliver) });
     }
     return out;
   }
@@ -280,9 +296,20 @@ export class QueueService {
             results = sp.renew(memberId, offsets, now, r.settings.lockTimeoutMs);
             break;
           case 'reject': {
-            const rej = await sp.reject(memberId, offsets, a.reason === '' ? 'rejected' : a.reason, now);
-            results = rej.results;
-            if (rej.deadLetters.length > 0) await this.deadLetter(r.topic, p, rej.deadLetters);
+            const reason = a.reason === '' ? 'rejected' : a.reason;
+            if ((r.settings.deadLetterQueue ?? '') === '') {
+              results = (await sp.reject(memberId, offsets, reason, now)).results;
+              break;
+            }
+            // Only records this member holds: check with a renew (no state change otherwise).
+            results = sp.renew(memberId, offsets, now, r.settings.lockTimeoutMs);
+            const held = offsets.filter((_, i) => results[i] === null);
+            const letters = held.map((o): DeadLetter => {
+              const st = sp.recordAt(o);
+              return { offset: o, deliveryCount: st.deliveryCount, reason, firstFailureAt: st.firstFailureAt > 0 ? st.firstFailureAt : now, lastFailureAt: now };
+            });
+            const acked = await this.deadLetterThenAck(r.topic, p, sp, memberId, letters);
+            results = results.map((code, i) => (code === null ? acked.get(offsets[i]!) ?? null : code));
             break;
           }
         }
@@ -383,6 +410,18 @@ export class QueueService {
   }
 
   // ---- Dead letters ---------------------------------------------------------
+
+  /** Appends dead letters to the dead-letter queue, then acknowledges them in the source. */
+  private async deadLetterThenAck(source: Topic, p: Partition, sp: SharePartitionState, memberId: string, letters: readonly DeadLetter[]): Promise<Map<number, ErrorCode | null>> {
+    const out = new Map<number, ErrorCode | null>();
+    if (letters.length === 0) return out;
+    await this.deadLetter(source, p, letters);
+    const offsets = letters.map((l) => l.offset);
+    const results = await sp.ack(memberId, offsets);
+    offsets.forEach((o, i) => out.set(o, results[i] ?? null));
+    this.deadLettered.set(source.record.id, (this.deadLettered.get(source.record.id) ?? 0) + letters.length);
+    return out;
+  }
 
   private async deadLetter(source: Topic, p: Partition, letters: readonly DeadLetter[]): Promise<void> {
     const dlqName = source.record.queue?.deadLetterQueue ?? '';
@@ -597,6 +636,8 @@ export class QueueService {
     return this.keyCache.get(k);
   }
 }
+
+type SharePartitionState = ReturnType<SharedGroupCoordinator['partition']>;
 
 function groupOf(q: Topic): string {
   return `__queue@${q.record.id}`;

@@ -233,4 +233,26 @@ describe('queues in the broker', () => {
     const other = messages(await fetchShare(c, 'pushed', 'other', 10, 2000));
     expect(other.map((m) => m.value).sort()).toEqual(['p1', 'p2']);
   });
+
+  it('dead-letters a rejected message at once with its reason, and refuses rejecting what the member does not hold', async () => {
+    const { c } = await start();
+    await call(c, Apis.CreateQueue, { name: 'rej-dlq', ifNotExists: false, config: undefined });
+    await call(c, Apis.CreateQueue, { name: 'rej', ifNotExists: false, config: { deadLetterQueue: 'rej-dlq' } });
+    await publish(c, 'rej', ['bad', 'good']);
+    const got = messages(await fetchShare(c, 'rej', 'r1', 10));
+    const wrong = await ack(c, 'rej', 'someone-else', [got[0]!], q.AckType.ACK_REJECT);
+    expect(wrong.errors.map((e) => errorCodeFromWire(e.errorCode))).toEqual(['INVALID_DELIVERY']);
+    expect((await ack(c, 'rej', 'r1', [got[0]!], q.AckType.ACK_REJECT)).errors).toEqual([]);
+    const peek = (await call(c, Apis.DlqPeek, { source: 'rej', filter: undefined })) as q.DlqPeekResponse & { payload: Buffer };
+    const letters: Array<Record<string, string>> = [];
+    forEachRecord(peek.payload, 0, (r) => letters.push({ value: r.value!.toString(), ...Object.fromEntries(r.headers.map((h) => [h.key, h.value!.toString()])) }));
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ value: 'bad', 'x-kmq-reason': 'test', 'x-kmq-delivery-count': '1', 'x-kmq-source-offset': '0' });
+    // A second reject of the same delivery is refused: it is settled.
+    const again = await ack(c, 'rej', 'r1', [got[0]!], q.AckType.ACK_REJECT);
+    expect(again.errors.map((e) => errorCodeFromWire(e.errorCode))).toEqual(['INVALID_DELIVERY']);
+    const d = await call(c, Apis.DescribeQueue, { name: 'rej' });
+    expect(d.queue!.deadLettered).toBe(1);
+    expect(d.queue!.depth).toEqual({ ready: 0, inFlight: 1, delayed: 0 });
+  });
 });
