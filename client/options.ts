@@ -1,11 +1,12 @@
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
+import { EnvVar } from '../lib/env.js';
 import { intSetting, invalidSetting, numberSetting, stringSetting } from './settings.js';
 
 /** Port a broker address without one uses. */
 export const DEFAULT_BROKER_PORT = 9092;
 /** Environment variable with the default broker list, comma-separated `host:port`. */
-export const BROKER_ENV = 'KMQ_BROKER';
+export const BROKER_ENV = EnvVar.broker;
 
 export interface BrokerAddress {
   host: string;
