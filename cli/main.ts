@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { KmqError } from '../lib/errors.js';
 import { registerBrokerCommands } from './commands/broker.js';
+import { registerDevCommand } from './commands/dev.js';
 import { registerTopicCommands } from './commands/topic.js';
 import { registerProduceCommand } from './commands/produce.js';
 import { registerConsumeCommand } from './commands/consume.js';
@@ -22,6 +23,7 @@ program
   .exitOverride();
 
 registerBrokerCommands(program);
+registerDevCommand(program);
 registerTopicCommands(program);
 registerProduceCommand(program);
 registerConsumeCommand(program);

@@ -3,7 +3,7 @@ import { runBroker } from '../../broker/main.js';
 import type { BrokerOptions } from '../../broker/main.js';
 import { intArg } from '../args.js';
 
-interface BrokerFlags {
+export interface BrokerFlags {
   data?: string;
   port?: string;
   host?: string;
@@ -20,7 +20,7 @@ interface BrokerFlags {
   defaultPartitions?: string;
 }
 
-function addBrokerFlags(cmd: Command): Command {
+export function addBrokerFlags(cmd: Command): Command {
   return cmd
     .option('--data <dir>', 'data folder (env KMQ_DATA_DIR)')
     .option('--port <n>', 'broker protocol port (env KMQ_PORT)', undefined)
@@ -57,18 +57,9 @@ export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
   return o;
 }
 
+/** Registers `kmq broker`. `kmq dev` (cli/commands/dev.ts) takes the same flags. */
 export function registerBrokerCommands(program: Command): void {
   addBrokerFlags(program.command('broker').description('run one broker process')).action(async (flags: BrokerFlags) => {
     await runBroker(brokerOptionsFrom(flags));
-  });
-  addBrokerFlags(
-    program.command('dev').description('run a single-node broker on embedded local storage (default data folder ./kmq-data, port 9092)'),
-  ).action(async (flags: BrokerFlags) => {
-    const broker = await runBroker(brokerOptionsFrom(flags));
-    const { port, httpPort } = broker.address;
-    process.stderr.write(
-      `kmq dev: broker on 127.0.0.1:${port}, metrics on http://127.0.0.1:${httpPort}/metrics, data in ${broker.options.dataDir}\n` +
-        `Try: kmq topic create demo && echo hello | kmq produce demo && kmq consume demo --from earliest --max 1\n`,
-    );
   });
 }
