@@ -19,9 +19,14 @@ import { QueueHandlers } from './server/queue-handlers.js';
 import { SharedGroupCoordinator } from './groups/shared/shared-group-coordinator.js';
 import { ExchangeRegistry } from './routing/exchange-registry.js';
 import { QueueService } from './queues/queue-service.js';
+import { PublishDedupe } from './idempotency/publish-dedupe.js';
+import type { DedupeSource } from './idempotency/publish-dedupe.js';
+import { ProcessedKeys } from './idempotency/processed-keys.js';
+import { IdempotencyHandlers } from './server/idempotency-handlers.js';
 
 export const OFFSETS_TOPIC = '__consumer_offsets';
 export const SHARE_STATE_TOPIC = '__share_state';
+export const PROCESSED_KEYS_TOPIC = '__processed_keys';
 
 /**
  * A single broker: storage, topics, consumer groups, the protocol listener and
@@ -42,6 +47,8 @@ export class Broker {
     private readonly topics: TopicManager,
     private readonly groups: GroupCoordinator,
     private readonly queues: QueueService,
+    private readonly dedupe: PublishDedupe,
+    private readonly processedKeys: ProcessedKeys,
     private readonly probe: BrokerProbe,
     private readonly server: net.Server,
     private readonly health: HealthServer | undefined,
@@ -79,8 +86,18 @@ export class Broker {
       await shared.start();
       const exchanges = new ExchangeRegistry(store.routing, (d) => topics.has(d.name) && (topics.get(d.name).record.queue !== undefined) === (d.kind === 'queue'));
       await exchanges.start();
-      const queues = new QueueService(topics, shared, exchanges, logger.child({ component: 'queues' }));
+      const dedupe = new PublishDedupe({ windowMs: options.dedupeWindowMs, maxEntries: options.dedupeMaxKeys });
+      const rebuilt = dedupe.rebuild(publishDestinations(topics, exchanges));
+      if (rebuilt > 0) logger.info({ keys: dedupe.size }, 'Publish dedupe keys reloaded');
+      const queues = new QueueService(topics, shared, exchanges, logger.child({ component: 'queues' }), Date.now, dedupe);
       queues.start();
+      const keysTopic = await topics.ensureInternalTopic(PROCESSED_KEYS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, segmentBytes: 16 * 1024 * 1024 });
+      const keysStore = new CompactedStore(keysTopic.partitions[0]!, options.maxMessageBytes);
+      const processedKeys = new ProcessedKeys({
+        journal: { append: (entries) => keysStore.appendMany(entries), load: () => keysStore.load() },
+        logger: logger.child({ component: 'processed-keys' }),
+      });
+      await processedKeys.start();
       const probe = new BrokerProbe({
         *partitions() {
           for (const t of topics.list(true)) for (const p of t.partitions) yield { topic: t.record.name, partition: p.index, logStartOffset: p.logStartOffset, logEndOffset: p.logEndOffset };
@@ -92,13 +109,13 @@ export class Broker {
       const server = net.createServer();
       const readiness = { broker: undefined as Broker | undefined };
       const health = options.httpPort >= 0 ? new HealthServer(probe.registry, () => readiness.broker?.ready === true) : undefined;
-      const broker = new Broker(options, logger, lock, topics, groups, queues, probe, server, health);
+      const broker = new Broker(options, logger, lock, topics, groups, queues, dedupe, processedKeys, probe, server, health);
       readiness.broker = broker;
       const queueHandlers = new QueueHandlers(options, queues, exchanges, logger.child({ component: 'queues' }));
       const handlers = new RequestHandlers(options, topics, groups, queueHandlers, new ProducerIdAllocator(store), probe, logger, store.clusterId, () => ({
         host: options.advertisedHost,
         port: broker.port,
-      }));
+      }), new IdempotencyHandlers(processedKeys));
       server.on('connection', (socket) => broker.accept(socket, handlers));
       await broker.listen();
       broker.startTimers();
@@ -157,6 +174,8 @@ export class Broker {
     const groups = setInterval(() => {
       this.groups.tick();
       this.queues.tick();
+      this.processedKeys.tick();
+      this.dedupe.expire();
     }, 100);
     retention.unref();
     groups.unref();
@@ -182,6 +201,31 @@ export class Broker {
       this.logger.info('Broker stopped');
     })();
     return this.stopping;
+  }
+}
+
+/**
+ * The partitions a publish can reach: every queue, and every topic an exchange routes
+ * to (bound or alternate). Plain topics are fed by Produce, which publish dedupe does
+ * not cover, so their logs are not read.
+ */
+function* publishDestinations(topics: TopicManager, exchanges: ExchangeRegistry): Iterable<DedupeSource> {
+  const routed = new Set<string>();
+  for (const e of exchanges.listExchanges()) {
+    if (e.alternate !== undefined) routed.add(e.alternate.name);
+    for (const b of e.bindings) routed.add(b.destination.name);
+  }
+  for (const t of topics.list(false)) {
+    if (t.record.queue === undefined && !routed.has(t.record.name)) continue;
+    for (const p of t.partitions) {
+      yield {
+        destination: t.record.name,
+        partition: p.index,
+        logEndOffset: p.logEndOffset,
+        offsetForTimestamp: (ts) => p.offsetForTimestamp(ts),
+        read: (offset, maxBytes) => p.read(offset, maxBytes),
+      };
+    }
   }
 }
 

@@ -43,6 +43,10 @@ export interface BrokerOptions {
   maxSessionTimeoutMs?: number;
   /** Lower bound of a consumer group member's session timeout, ms. Default 1000. */
   minSessionTimeoutMs?: number;
+  /** How long a published record's idempotency key is remembered per destination, ms; 0 disables publish dedupe. Default 10 min. */
+  dedupeWindowMs?: number;
+  /** Most idempotency keys remembered for publish dedupe, over every destination. Default 1,000,000. */
+  dedupeMaxKeys?: number;
 }
 
 export type CompiledBrokerOptions = Required<BrokerOptions>;
@@ -91,6 +95,8 @@ export function compileBrokerOptions(o: BrokerOptions = {}): CompiledBrokerOptio
     retentionCheckMs: intSetting('retentionCheckMs', o.retentionCheckMs ?? 30_000, 10),
     maxSessionTimeoutMs: intSetting('maxSessionTimeoutMs', o.maxSessionTimeoutMs ?? 1_800_000, 1),
     minSessionTimeoutMs: intSetting('minSessionTimeoutMs', o.minSessionTimeoutMs ?? 1000, 1),
+    dedupeWindowMs: intSetting('dedupeWindowMs', o.dedupeWindowMs ?? 600_000, 0, 7 * 86_400_000),
+    dedupeMaxKeys: intSetting('dedupeMaxKeys', o.dedupeMaxKeys ?? 1_000_000, 1, 100_000_000),
   };
   if (c.maxFrameBytes < c.maxMessageBytes + 1024) {
     throw new KmqError(ErrorCode.InvalidConfig, `maxFrameBytes (${c.maxFrameBytes}) must exceed maxMessageBytes (${c.maxMessageBytes}) by at least 1 KiB`);

@@ -9,6 +9,7 @@ import type { ClientOptions, CompiledClientOptions } from './options.js';
 import { Producer } from './producer.js';
 import { Publisher } from './publisher.js';
 import type { PublisherOptions } from './publisher.js';
+import { BrokerProcessedKeyStore } from './processed-keys.js';
 import { QueueConsumer, compileQueueConsumerOptions } from './queue-consumer.js';
 import type { QueueConsumerOptions } from './queue-consumer.js';
 import { compileProducerOptions } from './producer-options.js';
@@ -61,6 +62,11 @@ export class KmqClient {
     const c = new QueueConsumer(this.cluster, compiled, this.options.retry, log, { connectTimeoutMs, requestTimeoutMs, maxFrameBytes, logger: this.log });
     this.queueConsumers.add(c);
     return c;
+  }
+
+  /** The broker's processed-key store of one scope (a subscription name), for effectively-once consumers. */
+  processedKeys(scope: string): BrokerProcessedKeyStore {
+    return new BrokerProcessedKeyStore(this.cluster, scope);
   }
 
   admin(): Admin {

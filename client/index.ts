@@ -24,6 +24,8 @@ export type {
 } from './queue-admin.js';
 export { destinationFromWire, exchangeTypeName, formatDestination } from './queue-admin.js';
 export { Publisher } from './publisher.js';
+export { BrokerProcessedKeyStore } from './processed-keys.js';
+export type { KeyClaim } from './processed-keys.js';
 export type { ExchangeTarget, PublishMessage, PublishResponse, PublishTarget, PublisherOptions, QueueTarget, RoutedTo } from './publisher.js';
 export { Delivery, QueueConsumer, compileQueueConsumerOptions } from './queue-consumer.js';
 export type { CompiledQueueConsumerOptions, QueueConsumerOptions, Settlement } from './queue-consumer.js';

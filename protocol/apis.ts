@@ -1,5 +1,6 @@
 import * as pb from './gen/kmq/broker/v1/broker.js';
 import * as q from './gen/kmq/broker/v1/queues.js';
+import * as idem from './gen/kmq/broker/v1/idempotency.js';
 
 /** A protobuf message codec as ts-proto generates it. */
 export interface MessageCodec<T> {
@@ -48,6 +49,9 @@ export const ApiKey = {
   DlqPeek: 60,
   DlqReplay: 61,
   DlqPurge: 62,
+  ClaimKey: 70,
+  CompleteKey: 71,
+  ReleaseKey: 72,
 } as const;
 export type ApiKey = (typeof ApiKey)[keyof typeof ApiKey];
 
@@ -101,6 +105,9 @@ export const Apis = {
   DlqPeek: api(ApiKey.DlqPeek, 'DlqPeek', q.DlqPeekRequest, q.DlqPeekResponse),
   DlqReplay: api(ApiKey.DlqReplay, 'DlqReplay', q.DlqReplayRequest, q.DlqReplayResponse),
   DlqPurge: api(ApiKey.DlqPurge, 'DlqPurge', q.DlqPurgeRequest, q.DlqPurgeResponse),
+  ClaimKey: api(ApiKey.ClaimKey, 'ClaimKey', idem.ClaimKeyRequest, idem.ClaimKeyResponse),
+  CompleteKey: api(ApiKey.CompleteKey, 'CompleteKey', idem.CompleteKeyRequest, idem.CompleteKeyResponse),
+  ReleaseKey: api(ApiKey.ReleaseKey, 'ReleaseKey', idem.ReleaseKeyRequest, idem.ReleaseKeyResponse),
 } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -12,6 +12,8 @@ import { RecordState } from '../groups/shared/share-state-record.js';
 import type { ExchangeRegistry } from '../routing/exchange-registry.js';
 import type { Destination } from '../routing/exchange-types.js';
 import { deadLetterHeaders, headerValue, replayHeaders } from './dead-letters.js';
+import { idempotencyKeyOf, mayCarryIdempotencyKey } from '../idempotency/publish-dedupe.js';
+import type { PublishDedupe } from '../idempotency/publish-dedupe.js';
 
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 export const DEFAULT_PREFETCH = 100;
@@ -60,6 +62,14 @@ export interface AckFailure {
   code: ErrorCode;
 }
 
+/** Where one publish went: per destination, its partition and first offset (for a dropped duplicate, the original's). */
+export interface PublishResult {
+  routed: Array<{ destination: Destination; partition: number; baseOffset: number; duplicates: number }>;
+  dropped: boolean;
+  /** Records dropped as repeats of an idempotency key, over every destination. */
+  duplicates: number;
+}
+
 export interface DeadLetterFilterInput {
   headers: Record<string, string>;
   fromTime: number;
@@ -90,8 +100,10 @@ export class QueueService {
     private readonly exchanges: ExchangeRegistry,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
+    private readonly dedupe?: PublishDedupe,
   ) {
     topics.onDelete((t) => {
+      this.dedupe?.forgetDestination(t.record.name);
       void this.exchanges.removeDestination({ kind: t.record.queue === undefined ? 'topic' : 'queue', name: t.record.name });
       this.wake(t.record.name);
     });
@@ -370,8 +382,12 @@ export class QueueService {
 
   // ---- Publishing -----------------------------------------------------------
 
-  /** Routes one record batch through an exchange (or straight to a queue) and appends it to every destination. */
-  async publish(target: { exchange: string; routingKey: string; headers: Record<string, string>; mandatory: boolean; queue: string }, payload: Buffer): Promise<{ routed: Array<{ destination: Destination; partition: number; baseOffset: number }>; dropped: boolean }> {
+  /**
+   * Routes one record batch through an exchange (or straight to a queue) and appends it to
+   * every destination. Records carrying an idempotency key already appended to a
+   * destination within the dedupe window are dropped there (see PublishDedupe).
+   */
+  async publish(target: { exchange: string; routingKey: string; headers: Record<string, string>; mandatory: boolean; queue: string }, payload: Buffer): Promise<PublishResult> {
     const batches = splitBatches(payload, false);
     if (batches.length !== 1) throw new KmqError(ErrorCode.InvalidRequest, `A publish carries exactly one record batch, got ${batches.length}`);
     const header = validateBatch(batches[0]!);
@@ -388,25 +404,75 @@ export class QueueService {
         if (target.mandatory) {
           throw new KmqError(ErrorCode.Unroutable, `No binding of exchange "${target.exchange}" matches routing key "${target.routingKey}"`, { exchange: target.exchange });
         }
-        return { routed: [], dropped: true };
+        return { routed: [], dropped: true, duplicates: 0 };
       }
       this.counters.routed.set(target.exchange, (this.counters.routed.get(target.exchange) ?? 0) + 1);
       destinations = route.destinations;
     }
+    // Only batches whose bytes hold the header name are decoded.
+    const keyed = this.dedupe?.enabled === true && mayCarryIdempotencyKey(payload) ? keyedRecords(payload) : undefined;
     const routed = await Promise.all(
       destinations.map(async (d, i) => {
         const t = d.kind === 'queue' ? this.topics.queue(d.name) : this.topics.get(d.name);
-        const n = (this.rotation.get(`publish/${d.name}`) ?? 0) + 1;
-        this.rotation.set(`publish/${d.name}`, n);
-        const p = t.partitions[n % t.partitions.length]!;
+        const maxBytes = this.topics.effectiveConfig(t.record).maxMessageBytes;
+        if (keyed !== undefined) return this.appendDeduped(d, t, keyed, maxBytes);
+        const p = this.publishPartition(t, d.name);
         // Appends stamp offsets into the batch: each destination gets its own copy.
         const bytes = i === destinations.length - 1 ? payload : Buffer.from(payload);
-        const r = await p.append(bytes, this.topics.effectiveConfig(t.record).maxMessageBytes);
+        const r = await p.append(bytes, maxBytes);
         this.wake(d.name);
-        return { destination: d, partition: p.index, baseOffset: r.baseOffset };
+        return { destination: d, partition: p.index, baseOffset: r.baseOffset, duplicates: 0 };
       }),
     );
-    return { routed, dropped: false };
+    return { routed, dropped: false, duplicates: routed.reduce((s, r) => s + r.duplicates, 0) };
+  }
+
+  private publishPartition(t: Topic, name: string): Partition {
+    const n = (this.rotation.get(`publish/${name}`) ?? 0) + 1;
+    this.rotation.set(`publish/${name}`, n);
+    return t.partitions[n % t.partitions.length]!;
+  }
+
+  /** Appends the records of a keyed publish whose key `d` has not seen within the window. */
+  private async appendDeduped(d: Destination, t: Topic, keyed: KeyedRecords, maxBytes: number): Promise<PublishResult['routed'][number]> {
+    const dedupe = this.dedupe!;
+    const kept: DecodedRecord[] = [];
+    const keptKeys: Array<string | undefined> = [];
+    const inBatch = new Set<string>();
+    let original: { partition: number; offset: number } | undefined;
+    let duplicates = 0;
+    // Everything up to the append runs synchronously: no other publish sees this key half-done.
+    for (let j = 0; j < keyed.records.length; j++) {
+      const key = keyed.keys[j];
+      if (key !== undefined) {
+        const seen = dedupe.lookup(d.name, key);
+        if (seen !== undefined || inBatch.has(key)) {
+          duplicates++;
+          original ??= seen;
+          continue;
+        }
+        inBatch.add(key);
+      }
+      kept.push(keyed.records[j]!);
+      keptKeys.push(key);
+    }
+    if (kept.length === 0) return { destination: d, partition: original!.partition, baseOffset: original!.offset, duplicates };
+    const bytes = encodeBatch(kept.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp })));
+    const p = this.publishPartition(t, d.name);
+    const base = p.logEndOffset;
+    keptKeys.forEach((k, j) => {
+      if (k !== undefined) dedupe.remember(d.name, k, p.index, base + j);
+    });
+    try {
+      const r = await p.append(bytes, maxBytes);
+      this.wake(d.name);
+      return { destination: d, partition: p.index, baseOffset: r.baseOffset, duplicates };
+    } catch (err) {
+      keptKeys.forEach((k, j) => {
+        if (k !== undefined) dedupe.forget(d.name, k, p.index, base + j);
+      });
+      throw err;
+    }
   }
 
   // ---- Dead letters ---------------------------------------------------------
@@ -638,6 +704,18 @@ export class QueueService {
 }
 
 type SharePartitionState = ReturnType<SharedGroupCoordinator['partition']>;
+
+interface KeyedRecords {
+  records: DecodedRecord[];
+  keys: Array<string | undefined>;
+}
+
+/** The records of a publish batch and their idempotency keys, or undefined when none has one. */
+function keyedRecords(batch: Buffer): KeyedRecords | undefined {
+  const { records } = decodeBatch(batch);
+  const keys = records.map((r) => idempotencyKeyOf(r.headers));
+  return keys.some((k) => k !== undefined) ? { records, keys } : undefined;
+}
 
 function groupOf(q: Topic): string {
   return `__queue@${q.record.id}`;

@@ -307,7 +307,11 @@ export class QueueHandlers {
     const res = await this.queues.publish({ exchange: r.exchange, routingKey: r.routingKey, headers: r.headers, mandatory: r.mandatory, queue: r.queue }, payload);
     return {
       header: Apis.Publish.response
-        .encode({ routed: res.routed.map((x) => ({ destination: destinationTo(x.destination), partition: x.partition, baseOffset: x.baseOffset })), dropped: res.dropped })
+        .encode({
+          routed: res.routed.map((x) => ({ destination: destinationTo(x.destination), partition: x.partition, baseOffset: x.baseOffset, duplicates: x.duplicates })),
+          dropped: res.dropped,
+          duplicates: res.duplicates,
+        })
         .finish(),
     };
   }

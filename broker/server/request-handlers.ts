@@ -13,6 +13,7 @@ import type { BrokerProbe } from '../metrics/broker-probe.js';
 import type { ProducerIdAllocator } from './producer-id-allocator.js';
 import type { ClientConnection, HandlerResult } from './client-connection.js';
 import type { QueueHandlers } from './queue-handlers.js';
+import type { IdempotencyHandlers } from './idempotency-handlers.js';
 
 const MAX_FETCH_WAIT_MS = 30_000;
 
@@ -55,6 +56,7 @@ export class RequestHandlers {
     private readonly logger: Logger,
     private readonly clusterId: string,
     private readonly advertised: () => { host: string; port: number },
+    private readonly idempotencyHandlers?: IdempotencyHandlers,
   ) {}
 
   dispatch = (apiKey: number, header: Buffer, payload: Buffer, conn: ClientConnection, correlationId: number): Promise<HandlerResult | null> | HandlerResult | null => {
@@ -96,7 +98,9 @@ export class RequestHandlers {
       case ApiKey.DeleteGroup:
         return this.groups.deleteGroup(Apis.DeleteGroup.request.decode(header)).then((r) => ok(Apis.DeleteGroup, r));
       default: {
-        const r = this.queueHandlers.dispatch(apiKey, header, payload, conn, correlationId);
+        // null is an answer (a stream answers later): only undefined passes the key on.
+        const q = this.queueHandlers.dispatch(apiKey, header, payload, conn, correlationId);
+        const r = q !== undefined ? q : this.idempotencyHandlers?.dispatch(apiKey, header);
         if (r === undefined) throw new KmqError(ErrorCode.UnsupportedVersion, `Unknown api key ${apiKey}`);
         return r;
       }

@@ -18,6 +18,8 @@ export interface BrokerFlags {
   retentionBytes?: string;
   retentionCheckMs?: string;
   defaultPartitions?: string;
+  dedupeWindowMs?: string;
+  dedupeMaxKeys?: string;
 }
 
 export function addBrokerFlags(cmd: Command): Command {
@@ -35,7 +37,9 @@ export function addBrokerFlags(cmd: Command): Command {
     .option('--retention-ms <n>', 'default topic retention by time (-1 forever)')
     .option('--retention-bytes <n>', 'default partition size limit (-1 unlimited)')
     .option('--retention-check-ms <n>', 'how often retention runs')
-    .option('--default-partitions <n>', 'partitions of a topic created without a count');
+    .option('--default-partitions <n>', 'partitions of a topic created without a count')
+    .option('--dedupe-window-ms <n>', 'how long published idempotency keys are remembered (0 disables)')
+    .option('--dedupe-max-keys <n>', 'most idempotency keys remembered for publish dedupe');
 }
 
 export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
@@ -54,6 +58,8 @@ export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
   if (f.retentionBytes !== undefined) o.retentionBytes = intArg('--retention-bytes', f.retentionBytes);
   if (f.retentionCheckMs !== undefined) o.retentionCheckMs = intArg('--retention-check-ms', f.retentionCheckMs);
   if (f.defaultPartitions !== undefined) o.defaultPartitions = intArg('--default-partitions', f.defaultPartitions);
+  if (f.dedupeWindowMs !== undefined) o.dedupeWindowMs = intArg('--dedupe-window-ms', f.dedupeWindowMs);
+  if (f.dedupeMaxKeys !== undefined) o.dedupeMaxKeys = intArg('--dedupe-max-keys', f.dedupeMaxKeys);
   return o;
 }
 

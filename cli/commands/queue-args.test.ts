@@ -100,9 +100,9 @@ describe('kmq publish', () => {
   it('tallies messages per destination and dropped ones', () => {
     const t = new PublishTally();
     const q = { kind: DestinationKind.DESTINATION_QUEUE, name: 'a' };
-    t.add({ routed: [{ destination: q, partition: 0, baseOffset: 0 }, { destination: { kind: DestinationKind.DESTINATION_TOPIC, name: 'b' }, partition: 1, baseOffset: 5 }], dropped: false }, 10);
-    t.add({ routed: [{ destination: q, partition: 1, baseOffset: 3 }], dropped: false }, 4);
-    t.add({ routed: [], dropped: true }, 2);
+    t.add({ routed: [{ destination: q, partition: 0, baseOffset: 0, duplicates: 0 }, { destination: { kind: DestinationKind.DESTINATION_TOPIC, name: 'b' }, partition: 1, baseOffset: 5, duplicates: 0 }], dropped: false, duplicates: 0 }, 10);
+    t.add({ routed: [{ destination: q, partition: 1, baseOffset: 3, duplicates: 0 }], dropped: false, duplicates: 0 }, 4);
+    t.add({ routed: [], dropped: true, duplicates: 0 }, 2);
     expect(t.summary()).toBe('Published 16 messages: routed to queue:a 14, topic:b 10; dropped 2');
   });
 });

@@ -307,12 +307,16 @@ export interface RoutedTo {
   destination: Destination | undefined;
   partition: number;
   baseOffset: number;
+  /** records dropped: their idempotency key was already appended here */
+  duplicates: number;
 }
 
 export interface PublishResponse {
   routed: RoutedTo[];
   /** unroutable, not mandatory, no alternate */
   dropped: boolean;
+  /** records dropped as duplicates, over every destination */
+  duplicates: number;
 }
 
 export interface DeadLetterFilter {
@@ -2898,7 +2902,7 @@ export const PublishRequest_HeadersEntry: MessageFns<PublishRequest_HeadersEntry
 };
 
 function createBaseRoutedTo(): RoutedTo {
-  return { destination: undefined, partition: 0, baseOffset: 0 };
+  return { destination: undefined, partition: 0, baseOffset: 0, duplicates: 0 };
 }
 
 export const RoutedTo: MessageFns<RoutedTo> = {
@@ -2911,6 +2915,9 @@ export const RoutedTo: MessageFns<RoutedTo> = {
     }
     if (message.baseOffset !== 0) {
       writer.uint32(24).int64(message.baseOffset);
+    }
+    if (message.duplicates !== 0) {
+      writer.uint32(32).uint32(message.duplicates);
     }
     return writer;
   },
@@ -2952,6 +2959,14 @@ export const RoutedTo: MessageFns<RoutedTo> = {
             message.baseOffset = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.duplicates = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2966,7 +2981,7 @@ export const RoutedTo: MessageFns<RoutedTo> = {
 };
 
 function createBasePublishResponse(): PublishResponse {
-  return { routed: [], dropped: false };
+  return { routed: [], dropped: false, duplicates: 0 };
 }
 
 export const PublishResponse: MessageFns<PublishResponse> = {
@@ -2976,6 +2991,9 @@ export const PublishResponse: MessageFns<PublishResponse> = {
     }
     if (message.dropped !== false) {
       writer.uint32(16).bool(message.dropped);
+    }
+    if (message.duplicates !== 0) {
+      writer.uint32(24).uint32(message.duplicates);
     }
     return writer;
   },
@@ -3007,6 +3025,14 @@ export const PublishResponse: MessageFns<PublishResponse> = {
             }
 
             message.dropped = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.duplicates = reader.uint32();
             continue;
           }
         }
