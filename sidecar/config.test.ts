@@ -42,6 +42,27 @@ describe('compileSidecarOptions', () => {
     expect(c.subscriptions.get('audit')).toMatchObject({ mode: 'shared', startFrom: 'latest' });
   });
 
+  it('compiles delivery settings: guarantee, idempotency header, DLQ policy, push port, commits, shutdown and metrics', () => {
+    const c = compile({
+      port: 6000,
+      appPort: 8080,
+      shutdownGraceMs: '3s',
+      subscriptions: [
+        { name: 'billing', topic: 'orders', guarantee: 'effectively-once', idempotencyKeyHeader: 'order-id', delivery: { push: {} }, commit: { maxCount: 10, intervalMs: '250ms' } },
+        { name: 'audit', topic: 'orders', dlqPolicy: { maxAttempts: 4, backoff: { initial: '100ms', max: '2s', multiplier: 3, jitter: 0.1 }, handlerTimeoutMs: '5s' }, delivery: { push: { port: 9000 } } },
+        { name: 'emails', queue: 'emails' },
+      ],
+    });
+    expect(c).toMatchObject({ shutdownGraceMs: 3000, metricsPort: 6001 });
+    expect(c.subscriptions.get('billing')).toMatchObject({ guarantee: 'effectively-once', idempotencyKeyHeader: 'order-id', pushPort: 8080, commitMaxCount: 10, commitIntervalMs: 250, processedKeyTtlMs: 86_400_000 });
+    expect(c.subscriptions.get('audit')).toMatchObject({ guarantee: 'at-least-once', idempotencyKeyHeader: 'x-kmq-idempotency-key', pushPort: 9000, commitMaxCount: 1000, commitIntervalMs: 1000 });
+    expect(c.subscriptions.get('audit')!.retryPolicy).toMatchObject({ maxAttempts: 4, initialBackoffMs: 100, maxBackoffMs: 2000, multiplier: 3, jitter: 0.1, handlerTimeoutMs: 5000 });
+    expect(c.subscriptions.get('emails')!.pushPort).toBeUndefined();
+    expect(compile({}).shutdownGraceMs).toBe(10_000);
+    expect(compile({}).metricsPort).toBe(50052);
+    expect(compile({ port: 0 }).metricsPort).toBe(0);
+  });
+
   it('names the bad setting', () => {
     const bad: Array<[SidecarOptions, string]> = [
       [{ port: 70000 }, 'Invalid option port: must be an integer in [0, 65535] (got 70000)'],
@@ -57,6 +78,15 @@ describe('compileSidecarOptions', () => {
       [{ subscriptions: [{ name: 'a', topic: 't', retryPolicy: { maxAttempts: 0 } }] }, 'subscriptions[0] (a).retryPolicy.maxAttempts'],
       [{ subscriptions: [{ name: 'a', topic: 't', retries: 3 } as never] }, 'Invalid option subscriptions[0].retries: is not a setting'],
       [{ subscriptions: [{ name: 'a', topic: 't' }, { name: 'a', queue: 'q' }] }, 'Invalid option subscriptions[1].name: is used by an earlier subscription'],
+      [{ subscriptions: [{ name: 'a', topic: 't', guarantee: 'exactly-once' as 'at-least-once' }] }, 'Invalid option subscriptions[0] (a).guarantee: must be one of at-most-once, at-least-once, effectively-once'],
+      [{ subscriptions: [{ name: 'a', topic: 't', delivery: { push: {} } }] }, "subscriptions[0] (a).delivery.push.port: is required (the app's AppCallback port), or set appPort"],
+      [{ subscriptions: [{ name: 'a', topic: 't', delivery: { pull: {} } as never }] }, 'subscriptions[0] (a).delivery.pull: is not a setting'],
+      [{ subscriptions: [{ name: 'a', topic: 't', dlqPolicy: { backoff: { initial: '1 week' } } }] }, 'subscriptions[0] (a).dlqPolicy.initialBackoffMs'],
+      [{ subscriptions: [{ name: 'a', topic: 't', dlqPolicy: { backoff: { start: 1 } as never } }] }, 'subscriptions[0] (a).dlqPolicy.backoff.start: is not a setting'],
+      [{ subscriptions: [{ name: 'a', topic: 't', dlqPolicy: {}, retryPolicy: {} }] }, 'subscriptions[0] (a).dlqPolicy: give one of retryPolicy and dlqPolicy'],
+      [{ subscriptions: [{ name: 'a', topic: 't', commit: { maxCount: 0 } }] }, 'subscriptions[0] (a).commit.maxCount'],
+      [{ shutdownGraceMs: 'soon' }, 'shutdownGraceMs'],
+      [{ metricsPort: -1 }, 'Invalid option metricsPort'],
     ];
     for (const [o, message] of bad) expect(() => compile(o), JSON.stringify(o)).toThrow(message);
   });

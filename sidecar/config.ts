@@ -5,8 +5,11 @@ import { invalidSetting, intSetting, oneOfSetting, stringSetting } from '../clie
 import { EnvVar } from '../lib/env.js';
 import { parseBytes, parseDurationMs } from '../lib/duration.js';
 import { ErrorCode, KmqError } from '../lib/errors.js';
+import { compileGuarantee } from './delivery/guarantee.js';
+import type { DeliveryGuarantee } from './delivery/guarantee.js';
 import { compileRetryPolicy } from './delivery/retry-policy.js';
 import type { CompiledRetryPolicy, RetryPolicy } from './delivery/retry-policy.js';
+import { IDEMPOTENCY_KEY_HEADER } from './server/headers.js';
 
 /** The sidecar's default gRPC port (the port gRPC examples use). */
 export const DEFAULT_SIDECAR_PORT = 50051;
@@ -37,6 +40,28 @@ export interface SubscriptionConfig {
   retryPolicy?: RetryPolicy;
   /** Ordered: the topic dead letters go to. Default `<name>.dlq` (created when missing). */
   deadLetterTopic?: string;
+  /**
+   * The DLQPolicy shape of retryPolicy (`{maxAttempts, backoff: {initial, max, multiplier,
+   * jitter}, handlerTimeoutMs}`); give one of the two.
+   */
+  dlqPolicy?: DlqPolicy;
+  /** at-most-once, at-least-once (default) or effectively-once. */
+  guarantee?: DeliveryGuarantee;
+  /** Effectively-once: the record header holding the idempotency key. Default x-kmq-idempotency-key. */
+  idempotencyKeyHeader?: string;
+  /** Effectively-once: how long a processed key is remembered. Default 24 h. */
+  processedKeyTtlMs?: number | string;
+  /** How deliveries reach the app. Default: pull, through Consume streams. */
+  delivery?: { push?: { port?: number } };
+  /** Ordered: offset commits batched by count and time (and on shutdown). Defaults 1000 records, 1 s. */
+  commit?: { maxCount?: number; intervalMs?: number | string };
+}
+
+/** A DLQPolicy resource's spec. */
+export interface DlqPolicy {
+  maxAttempts?: number;
+  backoff?: { initial?: number | string; max?: number | string; multiplier?: number; jitter?: number };
+  handlerTimeoutMs?: number | string;
 }
 
 /** Settings of one sidecar. Every field has a documented default. */
@@ -57,6 +82,10 @@ export interface SidecarOptions {
   maxPublishDelayMs?: number | string;
   /** Default none. */
   subscriptions?: SubscriptionConfig[];
+  /** On SIGTERM, how long in-flight handlers may still finish (or '10s'). Default 10 s. */
+  shutdownGraceMs?: number | string;
+  /** Port of the HTTP server with /metrics, /healthz and /readyz. Default port + 1 (0 when port is 0: any free port). */
+  metricsPort?: number;
 }
 
 export interface CompiledSubscription {
@@ -68,6 +97,13 @@ export interface CompiledSubscription {
   startFrom: 'earliest' | 'latest';
   retryPolicy: CompiledRetryPolicy;
   deadLetterTopic: string;
+  guarantee: DeliveryGuarantee;
+  idempotencyKeyHeader: string;
+  processedKeyTtlMs: number;
+  /** Push: the app's AppCallback port; undefined for pull (Consume). */
+  pushPort: number | undefined;
+  commitMaxCount: number;
+  commitIntervalMs: number;
 }
 
 export interface CompiledSidecarOptions {
@@ -79,11 +115,30 @@ export interface CompiledSidecarOptions {
   maxPayloadBytes: number;
   maxPublishDelayMs: number;
   subscriptions: ReadonlyMap<string, CompiledSubscription>;
+  shutdownGraceMs: number;
+  metricsPort: number;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,200}$/;
-const OPTION_KEYS: ReadonlySet<string> = new Set(['broker', 'namespace', 'host', 'port', 'appPort', 'maxPayloadBytes', 'maxPublishDelayMs', 'subscriptions']);
-const SUBSCRIPTION_KEYS: ReadonlySet<string> = new Set(['name', 'topic', 'queue', 'mode', 'maxInFlight', 'startFrom', 'retryPolicy', 'deadLetterTopic']);
+const OPTION_KEYS: ReadonlySet<string> = new Set(['broker', 'namespace', 'host', 'port', 'appPort', 'maxPayloadBytes', 'maxPublishDelayMs', 'subscriptions', 'shutdownGraceMs', 'metricsPort']);
+const SUBSCRIPTION_KEYS: ReadonlySet<string> = new Set([
+  'name',
+  'topic',
+  'queue',
+  'mode',
+  'maxInFlight',
+  'startFrom',
+  'retryPolicy',
+  'deadLetterTopic',
+  'dlqPolicy',
+  'guarantee',
+  'idempotencyKeyHeader',
+  'processedKeyTtlMs',
+  'delivery',
+  'commit',
+]);
+const DLQ_POLICY_KEYS: ReadonlySet<string> = new Set(['maxAttempts', 'backoff', 'handlerTimeoutMs']);
+const BACKOFF_KEYS: ReadonlySet<string> = new Set(['initial', 'max', 'multiplier', 'jitter']);
 
 function checkKeys(setting: string, o: object, allowed: ReadonlySet<string>): void {
   for (const k of Object.keys(o)) {
@@ -97,7 +152,40 @@ function nameSetting(setting: string, value: unknown): string {
   return s;
 }
 
-function compileSubscription(s: SubscriptionConfig, i: number): CompiledSubscription {
+function objectSetting(setting: string, value: unknown, allowed: ReadonlySet<string>): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidSetting(setting, 'must be an object', value);
+  checkKeys(setting, value, allowed);
+  return value as Record<string, unknown>;
+}
+
+function durationMs(setting: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' && typeof value !== 'string') throw invalidSetting(setting, 'must be a duration such as 200ms or 30s', value);
+  return intSetting(setting, parseDurationMs(value, setting), fallback, min, max);
+}
+
+/** The retry policy from retryPolicy or from a DLQPolicy-shaped dlqPolicy. */
+function retryPolicyOf(s: SubscriptionConfig, where: string): CompiledRetryPolicy {
+  if (s.dlqPolicy === undefined) return compileRetryPolicy(s.retryPolicy ?? {}, `${where}.retryPolicy`);
+  if (s.retryPolicy !== undefined) throw invalidSetting(`${where}.dlqPolicy`, 'give one of retryPolicy and dlqPolicy', s.dlqPolicy);
+  const d = objectSetting(`${where}.dlqPolicy`, s.dlqPolicy, DLQ_POLICY_KEYS) as DlqPolicy;
+  const b = d.backoff === undefined ? {} : (objectSetting(`${where}.dlqPolicy.backoff`, d.backoff, BACKOFF_KEYS) as NonNullable<DlqPolicy['backoff']>);
+  const policy: RetryPolicy = { maxAttempts: d.maxAttempts, initialBackoffMs: b.initial, maxBackoffMs: b.max, multiplier: b.multiplier, jitter: b.jitter, handlerTimeoutMs: d.handlerTimeoutMs };
+  for (const k of Object.keys(policy) as Array<keyof RetryPolicy>) if (policy[k] === undefined) delete policy[k];
+  return compileRetryPolicy(policy, `${where}.dlqPolicy`);
+}
+
+function pushPortOf(s: SubscriptionConfig, where: string, appPort: number): number | undefined {
+  if (s.delivery === undefined) return undefined;
+  const d = objectSetting(`${where}.delivery`, s.delivery, new Set(['push']));
+  if (d.push === undefined) return undefined;
+  const p = objectSetting(`${where}.delivery.push`, d.push, new Set(['port']));
+  const port = intSetting(`${where}.delivery.push.port`, p.port, appPort, 0, 65535);
+  if (port === 0) throw invalidSetting(`${where}.delivery.push.port`, "is required (the app's AppCallback port), or set appPort", p.port);
+  return port;
+}
+
+function compileSubscription(s: SubscriptionConfig, i: number, appPort: number): CompiledSubscription {
   const at = `subscriptions[${i}]`;
   if (typeof s !== 'object' || s === null || Array.isArray(s)) throw invalidSetting(at, 'must be an object', s);
   checkKeys(at, s, SUBSCRIPTION_KEYS);
@@ -107,6 +195,7 @@ function compileSubscription(s: SubscriptionConfig, i: number): CompiledSubscrip
   const source = s.topic !== undefined ? { kind: 'topic' as const, name: nameSetting(`${where}.topic`, s.topic) } : { kind: 'queue' as const, name: nameSetting(`${where}.queue`, s.queue) };
   const mode = oneOfSetting<SubscriptionMode>(`${where}.mode`, s.mode, source.kind === 'topic' ? 'ordered' : 'shared', ['ordered', 'shared']);
   if (mode === 'ordered' && source.kind === 'queue') throw invalidSetting(`${where}.mode`, "a queue is always consumed 'shared'", s.mode);
+  const commit = (s.commit === undefined ? {} : objectSetting(`${where}.commit`, s.commit, new Set(['maxCount', 'intervalMs']))) as NonNullable<SubscriptionConfig['commit']>;
   const deadLetterTopic = s.deadLetterTopic === undefined ? `${name}.dlq` : nameSetting(`${where}.deadLetterTopic`, s.deadLetterTopic);
   if (s.deadLetterTopic !== undefined && mode === 'shared') {
     throw invalidSetting(`${where}.deadLetterTopic`, "applies to ordered subscriptions; a shared one dead-letters to its queue's dead-letter queue", s.deadLetterTopic);
@@ -117,8 +206,14 @@ function compileSubscription(s: SubscriptionConfig, i: number): CompiledSubscrip
     mode,
     maxInFlight: intSetting(`${where}.maxInFlight`, s.maxInFlight, 100, 1, 0xffff),
     startFrom: oneOfSetting(`${where}.startFrom`, s.startFrom, 'earliest', ['earliest', 'latest'] as const),
-    retryPolicy: compileRetryPolicy(s.retryPolicy ?? {}, `${where}.retryPolicy`),
+    retryPolicy: retryPolicyOf(s, where),
     deadLetterTopic,
+    guarantee: compileGuarantee(s.guarantee, `${where}.guarantee`),
+    idempotencyKeyHeader: stringSetting(`${where}.idempotencyKeyHeader`, s.idempotencyKeyHeader, IDEMPOTENCY_KEY_HEADER),
+    processedKeyTtlMs: durationMs(`${where}.processedKeyTtlMs`, s.processedKeyTtlMs, 86_400_000, 1, 365 * 86_400_000),
+    pushPort: pushPortOf(s, where, appPort),
+    commitMaxCount: intSetting(`${where}.commit.maxCount`, commit.maxCount, 1_000, 1),
+    commitIntervalMs: durationMs(`${where}.commit.intervalMs`, commit.intervalMs, 1_000, 0, 3_600_000),
   };
 }
 
@@ -147,21 +242,25 @@ export function compileSidecarOptions(o: SidecarOptions = {}, env: NodeJS.Proces
   const maxPayloadBytes = o.maxPayloadBytes === undefined ? 1024 * 1024 : parseBytes(o.maxPayloadBytes, 'maxPayloadBytes');
   const maxPublishDelayMs = o.maxPublishDelayMs === undefined ? 60_000 : parseDurationMs(o.maxPublishDelayMs, 'maxPublishDelayMs');
   if (o.subscriptions !== undefined && !Array.isArray(o.subscriptions)) throw invalidSetting('subscriptions', 'must be a list', o.subscriptions);
+  const appPort = portSetting('appPort', o.appPort, 0);
   const subscriptions = new Map<string, CompiledSubscription>();
   (o.subscriptions ?? []).forEach((s, i) => {
-    const c = compileSubscription(s, i);
+    const c = compileSubscription(s, i, appPort);
     if (subscriptions.has(c.name)) throw invalidSetting(`subscriptions[${i}].name`, 'is used by an earlier subscription', c.name);
     subscriptions.set(c.name, c);
   });
+  const port = portSetting('port', o.port, DEFAULT_SIDECAR_PORT);
   return {
     brokers,
     namespace: nameSetting('namespace', o.namespace ?? 'default'),
     host,
-    port: portSetting('port', o.port, DEFAULT_SIDECAR_PORT),
-    appPort: portSetting('appPort', o.appPort, 0),
+    port,
+    appPort,
     maxPayloadBytes: intSetting('maxPayloadBytes', maxPayloadBytes, 1024 * 1024, 1, 64 * 1024 * 1024),
     maxPublishDelayMs: intSetting('maxPublishDelayMs', maxPublishDelayMs, 60_000, 0, 24 * 3_600_000),
     subscriptions,
+    shutdownGraceMs: durationMs('shutdownGraceMs', o.shutdownGraceMs, 10_000, 0, 3_600_000),
+    metricsPort: portSetting('metricsPort', o.metricsPort, port === 0 ? 0 : Math.min(65535, port + 1)),
   };
 }
 
