@@ -1,0 +1,142 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The metrics of one subscription, label children resolved once (no label lookup per record). */
+export interface SubscriptionProbe {
+  /** A message was handed to the app (a Consume delivery or an OnMessage call). */
+  delivered(): void;
+  /** The source was acknowledged. */
+  acked(): void;
+  /** A delivery is to be delivered again. */
+  retried(): void;
+  /** A message went to the dead-letter target. */
+  deadLettered(): void;
+  /** An effectively-once delivery whose key was processed before: acked without reaching the app. */
+  duplicateSkipped(): void;
+  /** The app settled a delivery `seconds` after it was handed over. */
+  handled(seconds: number): void;
+  /** Records delivered and not yet committed on one partition (ordered subscriptions). */
+  commitLag(topic: string, partition: number, records: number): void;
+}
+
+/**
+ * Every metric the sidecar exports (kmq_sidecar_*), in one registry, and the
+ * verbs that move them. Labels stay bounded: subscription, destination kind,
+ * topic and partition of ordered subscriptions.
+ */
+export class SidecarProbe {
+  readonly registry = new Registry();
+  private readonly published: Counter<'kind'>;
+  private readonly publishFailed: Counter<'kind'>;
+  private readonly delivered: Counter<'subscription'>;
+  private readonly acked: Counter<'subscription'>;
+  private readonly retried: Counter<'subscription'>;
+  private readonly deadLettered: Counter<'subscription'>;
+  private readonly duplicates: Counter<'subscription'>;
+  private readonly handlerSeconds: Histogram<'subscription'>;
+  private readonly commitLag: Gauge<'subscription' | 'topic' | 'partition'>;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'kmq_sidecar_process_' });
+    const sub = ['subscription'] as const;
+    this.published = new Counter({ name: 'kmq_sidecar_published_total', help: 'Messages the app published and the broker stored, per destination kind', labelNames: ['kind'], registers });
+    this.publishFailed = new Counter({ name: 'kmq_sidecar_publish_failed_total', help: 'Publishes answered with an error, per destination kind', labelNames: ['kind'], registers });
+    this.delivered = new Counter({ name: 'kmq_sidecar_delivered_total', help: 'Messages handed to the app, per subscription', labelNames: sub, registers });
+    this.acked = new Counter({ name: 'kmq_sidecar_acked_total', help: 'Messages acknowledged at the source, per subscription', labelNames: sub, registers });
+    this.retried = new Counter({ name: 'kmq_sidecar_retried_total', help: 'Deliveries to be delivered again (retry, failure, handler timeout), per subscription', labelNames: sub, registers });
+    this.deadLettered = new Counter({ name: 'kmq_sidecar_dead_lettered_total', help: 'Messages sent to the dead-letter target, per subscription', labelNames: sub, registers });
+    this.duplicates = new Counter({ name: 'kmq_sidecar_duplicates_skipped_total', help: 'Effectively-once deliveries of an already processed key, acked without reaching the app', labelNames: sub, registers });
+    this.handlerSeconds = new Histogram({
+      name: 'kmq_sidecar_handler_seconds',
+      help: 'Time from handing a message to the app to its settlement, per subscription',
+      labelNames: sub,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.commitLag = new Gauge({
+      name: 'kmq_sidecar_commit_lag_records',
+      help: 'Records delivered on a partition and not yet covered by a committed offset (ordered subscriptions)',
+      labelNames: ['subscription', 'topic', 'partition'],
+      registers,
+    });
+  }
+
+  /** A publish the broker stored. `kind`: topic, queue or exchange. */
+  publishedOne(kind: string): void {
+    this.published.inc({ kind });
+  }
+
+  publishFailedOne(kind: string): void {
+    this.publishFailed.inc({ kind });
+  }
+
+  /** The probe of one subscription. */
+  subscription(name: string): SubscriptionProbe {
+    const l = { subscription: name };
+    const delivered = this.delivered.labels(l);
+    const acked = this.acked.labels(l);
+    const retried = this.retried.labels(l);
+    const deadLettered = this.deadLettered.labels(l);
+    const duplicates = this.duplicates.labels(l);
+    const handler = this.handlerSeconds.labels(l);
+    const lag = this.commitLag;
+    return {
+      delivered: () => delivered.inc(),
+      acked: () => acked.inc(),
+      retried: () => retried.inc(),
+      deadLettered: () => deadLettered.inc(),
+      duplicateSkipped: () => duplicates.inc(),
+      handled: (seconds) => handler.observe(seconds),
+      commitLag: (topic, partition, records) => lag.set({ subscription: name, topic, partition: String(partition) }, records),
+    };
+  }
+}
+
+/** /metrics (Prometheus text), /healthz (process alive) and /readyz (serving). */
+export class SidecarHttpServer {
+  private readonly server: http.Server;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly ready: () => boolean,
+  ) {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+  }
+
+  /** Resolves with the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = (req.url ?? '/').split('?')[0];
+    if (url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (url === '/readyz') {
+      const ready = this.ready();
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
+    } else if (url === '/metrics') {
+      try {
+        const body = await this.registry.metrics();
+        res.writeHead(200, { 'content-type': this.registry.contentType }).end(body);
+      } catch (err) {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`);
+      }
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  }
+}
