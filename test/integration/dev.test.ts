@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -112,5 +112,17 @@ describe('kmq dev', () => {
     expect(msgs.some((m) => m.component === 'broker' && m.msg === 'Broker started')).toBe(true);
     expect(msgs.some((m) => m.msg === 'Shutting down')).toBe(true);
     expect(msgs.some((m) => m.component === 'broker' && m.msg === 'Broker stopped')).toBe(true);
+  });
+
+  it('refuses a bad sidecar setting before starting anything (exit 1, the setting named)', () => {
+    const bad = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(bad, 'subscriptions:\n  - name: q\n    queue: jobs\n    mode: ordered\n');
+    const data = path.join(dir, 'never');
+    const r = spawnSync(process.execPath, [CLI, 'dev', '--data', data, '--port', '0', '--sidecar-port', '0', '--config', bad], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('subscriptions[0] (q).mode');
+    expect(r.stderr).not.toContain('kmq dev: broker on');
+    // The broker never started: no data folder was made.
+    expect(fs.existsSync(data)).toBe(false);
   });
 });
