@@ -39,6 +39,8 @@ export class Broker {
   private ready = false;
   private port = 0;
   private httpPort = -1;
+  private dedupeEvictedLogged = 0;
+  private dedupeWarnAt = 0;
 
   private constructor(
     readonly options: CompiledBrokerOptions,
@@ -176,10 +178,21 @@ export class Broker {
       this.queues.tick();
       this.processedKeys.tick();
       this.dedupe.expire();
+      this.warnDedupeEvictions();
     }, 100);
     retention.unref();
     groups.unref();
     this.timers.push(retention, groups);
+  }
+
+  /** Keys evicted before their window ended shorten the dedupe window: say so, at most once a minute. */
+  private warnDedupeEvictions(): void {
+    const evicted = this.dedupe.evictedCount;
+    const now = Date.now();
+    if (evicted === this.dedupeEvictedLogged || now < this.dedupeWarnAt) return;
+    this.logger.warn({ evicted: evicted - this.dedupeEvictedLogged, maxKeys: this.options.dedupeMaxKeys, windowMs: this.options.dedupeWindowMs }, 'Publish dedupe keys evicted before their window ended; raise dedupeMaxKeys');
+    this.dedupeEvictedLogged = evicted;
+    this.dedupeWarnAt = now + 60_000;
   }
 
   /** Runs retention, and reclaims fully acknowledged queue segments. */

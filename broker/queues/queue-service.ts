@@ -415,7 +415,7 @@ export class QueueService {
       destinations.map(async (d, i) => {
         const t = d.kind === 'queue' ? this.topics.queue(d.name) : this.topics.get(d.name);
         const maxBytes = this.topics.effectiveConfig(t.record).maxMessageBytes;
-        if (keyed !== undefined) return this.appendDeduped(d, t, keyed, maxBytes);
+        if (keyed !== undefined) return this.appendDeduped(d, t, keyed, maxBytes, i === destinations.length - 1 ? payload : Buffer.from(payload));
         const p = this.publishPartition(t, d.name);
         // Appends stamp offsets into the batch: each destination gets its own copy.
         const bytes = i === destinations.length - 1 ? payload : Buffer.from(payload);
@@ -433,8 +433,8 @@ export class QueueService {
     return t.partitions[n % t.partitions.length]!;
   }
 
-  /** Appends the records of a keyed publish whose key `d` has not seen within the window. */
-  private async appendDeduped(d: Destination, t: Topic, keyed: KeyedRecords, maxBytes: number): Promise<PublishResult['routed'][number]> {
+  /** Appends the records of a keyed publish whose key `d` has not seen within the window; `whole` is the batch to append when none is dropped. */
+  private async appendDeduped(d: Destination, t: Topic, keyed: KeyedRecords, maxBytes: number, whole: Buffer): Promise<PublishResult['routed'][number]> {
     const dedupe = this.dedupe!;
     const kept: DecodedRecord[] = [];
     const keptKeys: Array<string | undefined> = [];
@@ -457,7 +457,7 @@ export class QueueService {
       keptKeys.push(key);
     }
     if (kept.length === 0) return { destination: d, partition: original!.partition, baseOffset: original!.offset, duplicates };
-    const bytes = encodeBatch(kept.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp })));
+    const bytes = duplicates === 0 ? whole : encodeBatch(kept.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp })));
     const p = this.publishPartition(t, d.name);
     const base = p.logEndOffset;
     keptKeys.forEach((k, j) => {
