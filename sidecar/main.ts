@@ -17,7 +17,7 @@ export async function runSidecar(options: SidecarOptions): Promise<SidecarGrpcSe
   const logger = createLogger({ component: 'sidecar' });
   const server = await SidecarGrpcServer.start(compiled, logger);
   logger.info(
-    { host: compiled.host, port: server.port, brokers: compiled.brokers, namespace: compiled.namespace, subscriptions: [...compiled.subscriptions.keys()] },
+    { host: compiled.host, port: server.port, metricsPort: server.metricsPort, brokers: compiled.brokers, namespace: compiled.namespace, subscriptions: [...compiled.subscriptions.keys()] },
     'Sidecar started',
   );
   const shutdown = (signal: string): void => {

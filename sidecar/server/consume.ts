@@ -4,11 +4,28 @@ import type { KmqClient } from '../../client/index.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CompiledSidecarOptions, CompiledSubscription } from '../config.js';
 import type { ConsumeRequest, ConsumeResponse } from '../gen/kmq/sidecar/v1/sidecar.js';
+import type { Delivery } from '../gen/kmq/sidecar/v1/sidecar.js';
+import type { SidecarProbe } from '../metrics.js';
 import type { DeadLetterTopics } from './dead-letter-topics.js';
+import type { DeliveryPipeline } from './delivery-pipeline.js';
 import type { DeliverySource, OutboundDelivery, Settlement } from './delivery-source.js';
 import { OrderedSource } from './ordered-source.js';
 import { SharedSource } from './shared-source.js';
 import { toServiceError } from './status.js';
+
+/** A delivery handed to the app on a stream, waiting for its settlement. */
+interface PendingDelivery {
+  resolve(s: Settlement | undefined): void;
+  sentAt: number;
+}
+
+/** Late settlements of timed-out deliveries are ignored; this many ids are remembered. */
+const MAX_TIMED_OUT_IDS = 10_000;
+
+/** The source of a subscription's deliveries: an ordered consumer group or a shared group. */
+export function openSource(client: KmqClient, sub: CompiledSubscription, maxInFlight: number, deadLetters: DeadLetterTopics, probe: SidecarProbe, log: Logger): DeliverySource {
+  return sub.mode === 'ordered' ? new OrderedSource(client, sub, maxInFlight, deadLetters, probe.subscription(sub.name), log) : new SharedSource(client, sub, maxInFlight, log);
+}
 
 type ConsumeCall = ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
 
@@ -29,6 +46,8 @@ export class ConsumeService {
     readonly client: KmqClient,
     readonly options: CompiledSidecarOptions,
     readonly deadLetters: DeadLetterTopics,
+    readonly pipelines: ReadonlyMap<string, DeliveryPipeline>,
+    readonly probe: SidecarProbe,
     readonly log: Logger,
   ) {}
 
@@ -67,7 +86,10 @@ class ConsumeSession {
   private state: 'awaiting-start' | 'starting' | 'running' | 'ended' = 'awaiting-start';
   private sub: CompiledSubscription | undefined;
   private source: DeliverySource | undefined;
-  private readonly inFlight = new Map<string, OutboundDelivery>();
+  private readonly pending = new Map<string, PendingDelivery>();
+  private readonly timedOut = new Set<string>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private pipeline: DeliveryPipeline | undefined;
   private nextId = 0;
   private resolveClosed!: () => void;
   /** Resolves once the source is closed and the subscription released. */
@@ -113,6 +135,11 @@ class ConsumeSession {
         new KmqError(ErrorCode.UnknownSubscription, `Unknown subscription "${name}"; this sidecar serves ${known.length === 0 ? 'none' : known.map((k) => `"${k}"`).join(', ')}`, { subscription: name }, { retriable: false }),
       );
     }
+    if (sub.pushPort !== undefined) {
+      return this.fail(
+        new KmqError(ErrorCode.SubscriptionBusy, `Subscription "${name}" is a push subscription: the sidecar delivers it to the app's AppCallback on port ${sub.pushPort}`, { subscription: name }, { retriable: false }),
+      );
+    }
     if (!service.claim(sub)) {
       return this.fail(
         new KmqError(ErrorCode.SubscriptionBusy, `Subscription "${name}" is ordered (exclusive) and another Consume stream is consuming it; close that stream first`, { subscription: name }, { retriable: false }),
@@ -129,28 +156,49 @@ class ConsumeSession {
     }
     if (this.state !== 'starting') return;
     const log = this.log.child({ subscription: sub.name });
-    const source =
-      sub.mode === 'ordered' ? new OrderedSource(service.client, sub, maxInFlight, service.deadLetters, log) : new SharedSource(service.client, sub, maxInFlight, log);
+    const source = openSource(service.client, sub, maxInFlight, service.deadLetters, service.probe, log);
+    const pipeline = service.pipelines.get(sub.name)!;
+    this.pipeline = pipeline;
     this.source = source;
     this.state = 'running';
     this.call.write({ started: { subscription: sub.name, maxInFlight } });
-    log.info({ mode: sub.mode, maxInFlight }, 'Consume stream started');
-    source.run((d) => this.send(d)).then(
+    log.info({ mode: sub.mode, maxInFlight, guarantee: sub.guarantee }, 'Consume stream started');
+    const timeoutMs = sub.retryPolicy.handlerTimeoutMs;
+    this.sweepTimer = setInterval(() => this.expire(timeoutMs), Math.max(10, Math.min(1_000, Math.floor(timeoutMs / 10))));
+    this.sweepTimer.unref();
+    const transport = (m: Omit<Delivery, 'deliveryId'>): Promise<Settlement | undefined> => this.send(m);
+    source.run((d: OutboundDelivery) => pipeline.handle(d, transport)).then(
       () => this.end(undefined),
       (err: unknown) => this.fail(err),
     );
   }
 
-  private send(d: OutboundDelivery): void {
-    if (this.state !== 'running') return;
+  private send(message: Omit<Delivery, 'deliveryId'>): Promise<Settlement | undefined> {
+    if (this.state !== 'running') return Promise.resolve(undefined);
     const deliveryId = String(++this.nextId);
-    this.inFlight.set(deliveryId, d);
-    this.call.write({ delivery: { deliveryId, ...d.message } });
+    return new Promise((resolve) => {
+      this.pending.set(deliveryId, { resolve, sentAt: Date.now() });
+      this.call.write({ delivery: { deliveryId, ...message } });
+    });
+  }
+
+  /** Fails deliveries the app has held longer than the handler timeout (oldest first: the map keeps send order). */
+  private expire(timeoutMs: number): void {
+    const cutoff = Date.now() - timeoutMs;
+    for (const [id, p] of this.pending) {
+      if (p.sentAt > cutoff) break;
+      this.pending.delete(id);
+      this.timedOut.add(id);
+      if (this.timedOut.size > MAX_TIMED_OUT_IDS) this.timedOut.delete(this.timedOut.values().next().value!);
+      p.resolve({ kind: 'failure', timeout: true, reason: `handler timeout (${timeoutMs} ms)` });
+    }
   }
 
   private settle(deliveryId: string, s: Settlement): void {
-    const d = this.inFlight.get(deliveryId);
+    const d = this.pending.get(deliveryId);
     if (d === undefined) {
+      // Settled after its handler timeout: already retried.
+      if (this.timedOut.delete(deliveryId)) return;
       throw new KmqError(
         ErrorCode.UnknownDelivery,
         deliveryId === '' ? 'delivery_id is required' : `Delivery "${deliveryId}" is not in flight on this stream (unknown, or already settled)`,
@@ -158,11 +206,8 @@ class ConsumeSession {
         { retriable: false },
       );
     }
-    this.inFlight.delete(deliveryId);
-    d.settle(s).catch((err: unknown) => {
-      this.log.warn({ subscription: this.sub?.name, deliveryId, settlement: s.kind, err: (err as Error).message }, 'Settlement failed');
-      this.fail(err);
-    });
+    this.pending.delete(deliveryId);
+    d.resolve(s);
   }
 
   /** Ends the stream with the error's status. */
@@ -181,10 +226,13 @@ class ConsumeSession {
   private end(error: ReturnType<typeof toServiceError> | undefined): void {
     if (this.state === 'ended') return;
     this.state = 'ended';
-    this.inFlight.clear();
+    clearInterval(this.sweepTimer);
     const sub = this.sub;
     const source = this.source;
     const closing = source === undefined ? Promise.resolve() : source.close();
+    // Unsettled: they go back to the broker with the source's close.
+    for (const p of this.pending.values()) p.resolve(undefined);
+    this.pending.clear();
     closing
       .catch((err: unknown) => this.log.warn({ subscription: sub?.name, err: (err as Error).message }, 'Closing the consumer failed'))
       .finally(() => {

@@ -9,6 +9,15 @@ export interface DeadLetterOrigin {
   offset: number;
   attempts: number;
   reason: string;
+  /** The failure history: first and last failure (ms since the epoch) and the last failure's reason. */
+  history?: FailureHistory;
+}
+
+/** What a record's failed attempts came to, kept while it is retried. */
+export interface FailureHistory {
+  firstFailureAt: number;
+  lastFailureAt: number;
+  lastReason: string;
 }
 
 /**
@@ -37,6 +46,14 @@ export class DeadLetterTopics {
       { key: DeadLetterHeader.reason, value: Buffer.from(origin.reason) },
       { key: DeadLetterHeader.deadLetteredAt, value: Buffer.from(new Date().toISOString()) },
     ];
+    const h = origin.history;
+    if (h !== undefined) {
+      headers.push(
+        { key: DeadLetterHeader.firstFailureAt, value: Buffer.from(new Date(h.firstFailureAt).toISOString()) },
+        { key: DeadLetterHeader.lastFailureAt, value: Buffer.from(new Date(h.lastFailureAt).toISOString()) },
+        { key: DeadLetterHeader.lastFailureReason, value: Buffer.from(h.lastReason) },
+      );
+    }
     await this.producer.sendOne(topic, { key: record.key, value: record.value, headers });
   }
 

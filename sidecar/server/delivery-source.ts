@@ -2,17 +2,48 @@ import type { RecordHeader } from '../../client/index.js';
 import type { Delivery, Source } from '../gen/kmq/sidecar/v1/sidecar.js';
 import { IDEMPOTENCY_KEY_HEADER } from './headers.js';
 
-/** What the app answered for one delivery. */
-export type Settlement = { kind: 'ack' } | { kind: 'retry'; delayMs: number | undefined } | { kind: 'dead-letter'; reason: string };
+/**
+ * How one delivery ended. ack: done. retry: the app asked for another attempt
+ * (after its delay, else the policy's backoff). failure: the handler failed, timed
+ * out or could not be reached (the policy's backoff). dead-letter: now, no more
+ * attempts. defer: deliver again after delayMs without using an attempt (another
+ * handler holds the idempotency key).
+ */
+export type Settlement =
+  | { kind: 'ack' }
+  | { kind: 'retry'; delayMs: number | undefined; reason?: string }
+  | { kind: 'failure'; timeout: boolean; reason: string }
+  | { kind: 'dead-letter'; reason: string }
+  | { kind: 'defer'; delayMs: number };
+
+/** What the source did with a settlement. */
+export type SettleResult = 'acked' | 'retried' | 'dead-lettered' | 'deferred';
 
 /**
  * One message handed to the app, waiting for its settlement. `settle` resolves
  * once the source has acted on it (acked, scheduled the retry, dead-lettered).
+ * A delivery never settled is returned to the broker by close().
  */
 export interface OutboundDelivery {
   /** The Delivery message without its id (the Consume stream assigns ids). */
   readonly message: Omit<Delivery, 'deliveryId'>;
-  settle(s: Settlement): Promise<void>;
+  settle(s: Settlement): Promise<SettleResult>;
+}
+
+/** A short text for a settlement other than ack, for dead-letter history and logs. */
+export function settlementReason(s: Settlement): string {
+  switch (s.kind) {
+    case 'ack':
+      return 'acked';
+    case 'retry':
+      return s.reason ?? 'the app asked for a retry';
+    case 'failure':
+      return s.reason;
+    case 'dead-letter':
+      return s.reason;
+    case 'defer':
+      return 'deferred';
+  }
 }
 
 /**

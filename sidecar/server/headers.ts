@@ -16,4 +16,10 @@ export const DeadLetterHeader = {
   attempts: 'x-kmq-dlq-attempts',
   reason: 'x-kmq-dlq-reason',
   deadLetteredAt: 'x-kmq-dlq-dead-lettered-at',
+  /** When the first attempt failed (ISO 8601); absent when dead-lettered at the first attempt by request. */
+  firstFailureAt: 'x-kmq-dlq-first-failure-at',
+  /** When the last attempt failed (ISO 8601). */
+  lastFailureAt: 'x-kmq-dlq-last-failure-at',
+  /** Why the last attempt failed (handler timeout, the app's retry, unreachable app...). */
+  lastFailureReason: 'x-kmq-dlq-last-failure-reason',
 } as const;

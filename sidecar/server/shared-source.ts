@@ -2,8 +2,8 @@ import type { Delivery, KmqClient, QueueConsumer } from '../../client/index.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CompiledSubscription } from '../config.js';
 import { HandlerOutcome } from '../delivery/retry-policy.js';
-import { deliveryMessage } from './delivery-source.js';
-import type { DeliverySource, OutboundDelivery, Settlement } from './delivery-source.js';
+import { deliveryMessage, settlementReason } from './delivery-source.js';
+import type { DeliverySource, OutboundDelivery, SettleResult, Settlement } from './delivery-source.js';
 
 /**
  * A shared subscription: a member of the queue's built-in shared group, or of the
@@ -33,13 +33,29 @@ export class SharedSource implements DeliverySource {
     }
   }
 
-  private async settle(d: Delivery, s: Settlement): Promise<void> {
-    if (s.kind === 'ack') return d.ack();
-    if (s.kind === 'dead-letter') return d.reject(s.reason);
-    const decision = this.sub.retryPolicy.decide(d.deliveryCount, HandlerOutcome.Retry, s.delayMs);
-    if (decision.action === 'retry') return d.nack(decision.delayMs);
-    this.log.info({ subscription: this.sub.name, partition: d.partition, offset: d.offset, attempts: d.deliveryCount }, 'Max attempts reached; dead-lettering');
-    return d.reject(`max attempts (${this.sub.retryPolicy.maxAttempts}) reached`);
+  private async settle(d: Delivery, s: Settlement): Promise<SettleResult> {
+    if (s.kind === 'ack') {
+      await d.ack();
+      return 'acked';
+    }
+    if (s.kind === 'dead-letter') {
+      await d.reject(s.reason);
+      return 'dead-lettered';
+    }
+    if (s.kind === 'defer') {
+      await d.nack(s.delayMs);
+      return 'deferred';
+    }
+    const outcome = s.kind === 'retry' ? HandlerOutcome.Retry : s.timeout ? HandlerOutcome.Timeout : HandlerOutcome.Failure;
+    const decision = this.sub.retryPolicy.decide(d.deliveryCount, outcome, s.kind === 'retry' ? s.delayMs : undefined);
+    if (decision.action === 'retry') {
+      await d.nack(decision.delayMs);
+      return 'retried';
+    }
+    const reason = `max attempts (${this.sub.retryPolicy.maxAttempts}) reached; last failure: ${settlementReason(s)}`;
+    this.log.info({ subscription: this.sub.name, partition: d.partition, offset: d.offset, attempts: d.deliveryCount, reason }, 'Max attempts reached; dead-lettering');
+    await d.reject(reason);
+    return 'dead-lettered';
   }
 
   close(): Promise<void> {
