@@ -31,6 +31,9 @@ export class DeliveryPipeline {
   private draining = false;
   private idleWaiters: Array<() => void> = [];
   private warnedNoKey = false;
+  /** At-most-once: messages acked and waiting for room with the app (the source's in-flight bound ends at the ack). */
+  private readonly slotWaiters: Array<() => void> = [];
+  private slotsUsed = 0;
 
   constructor(
     readonly sub: CompiledSubscription,
@@ -86,7 +89,16 @@ export class DeliveryPipeline {
   private async run(d: OutboundDelivery, app: AppTransport): Promise<void> {
     if (this.sub.guarantee === DeliveryGuarantee.AtMostOnce) {
       await this.settle(d, ACK);
-      await this.call(d, app);
+      // The ack freed the source's slot: the subscription's maxInFlight is kept here instead.
+      if (this.slotsUsed >= this.sub.maxInFlight) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+      else this.slotsUsed++;
+      try {
+        if (!this.draining) await this.call(d, app);
+      } finally {
+        const next = this.slotWaiters.shift();
+        if (next !== undefined) next();
+        else this.slotsUsed--;
+      }
       return;
     }
     const idem = this.idempotent;
