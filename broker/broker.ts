@@ -93,7 +93,8 @@ export class Broker {
       if (rebuilt > 0) logger.info({ keys: dedupe.size }, 'Publish dedupe keys reloaded');
       const queues = new QueueService(topics, shared, exchanges, logger.child({ component: 'queues' }), Date.now, dedupe);
       queues.start();
-      const keysTopic = await topics.ensureInternalTopic(PROCESSED_KEYS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, segmentBytes: 16 * 1024 * 1024 });
+      // Every record carries its absolute expiry, so a tombstone only helps compaction: it may go after an hour.
+      const keysTopic = await topics.ensureInternalTopic(PROCESSED_KEYS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: 3_600_000, segmentBytes: 16 * 1024 * 1024 });
       const keysStore = new CompactedStore(keysTopic.partitions[0]!, options.maxMessageBytes);
       const processedKeys = new ProcessedKeys({
         journal: { append: (entries) => keysStore.appendMany(entries), load: () => keysStore.load() },

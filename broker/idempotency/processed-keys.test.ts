@@ -1,9 +1,11 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../lib/logger.js';
 import { Partition } from '../partition/partition.js';
 import { CompactedStore } from '../partition/compacted-store.js';
 import { cleanupDirs, config, tempDir } from '../storage/test-fixtures.js';
 import { ProcessedKeys } from './processed-keys.js';
+import type { JournalEntry } from './processed-keys.js';
 
 const dirs: string[] = [];
 const open: Partition[] = [];
@@ -138,5 +140,77 @@ describe('ProcessedKeys', () => {
     const again = await reopen(dir, clock);
     expect(again.peek('sub', 'a')).toBeUndefined();
     expect(again.peek('sub', 'b')?.state).toBe('processed');
+  });
+});
+
+type Op =
+  | { kind: 'claim'; key: string; owner: string; ttl: number }
+  | { kind: 'complete'; key: string; owner: string; ttl: number }
+  | { kind: 'release'; key: string; owner: string }
+  | { kind: 'advance'; ms: number }
+  | { kind: 'restart' };
+
+describe('ProcessedKeys against a reference model', () => {
+  const key = fc.constantFrom('k1', 'k2', 'k3');
+  const owner = fc.constantFrom('a', 'b', 'c');
+  const ttl = fc.integer({ min: 1, max: 50 });
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ kind: fc.constant('claim' as const), key, owner, ttl }),
+    fc.record({ kind: fc.constant('complete' as const), key, owner, ttl }),
+    fc.record({ kind: fc.constant('release' as const), key, owner }),
+    fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 40 }) }),
+    fc.constant({ kind: 'restart' as const }),
+  );
+
+  it('answers as the file header says, and a restart from the journal changes nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 60 }), async (ops) => {
+        const clock = { now: 1000 };
+        const log: JournalEntry[] = [];
+        const journal = { append: (e: JournalEntry[]): Promise<void> => (log.push(...e), Promise.resolve()), load: (): Iterable<JournalEntry> => [...log] };
+        const make = (): ProcessedKeys => new ProcessedKeys({ journal, logger: silentLogger(), clock: () => clock.now, sweepIntervalMs: 7 });
+        let keys = make();
+        await keys.start();
+        const model = new Map<string, { state: 'claimed' | 'processed'; owner: string; expiresAt: number }>();
+        const live = (k: string): { state: 'claimed' | 'processed'; owner: string; expiresAt: number } | undefined => {
+          const e = model.get(k);
+          return e !== undefined && e.expiresAt > clock.now ? e : undefined;
+        };
+        for (const o of ops) {
+          switch (o.kind) {
+            case 'claim': {
+              const e = live(o.key);
+              const want = e?.state === 'processed' ? 'processed' : e !== undefined && e.owner !== o.owner ? 'busy' : 'claimed';
+              if (want === 'claimed') model.set(o.key, { state: 'claimed', owner: o.owner, expiresAt: clock.now + o.ttl });
+              expect(keys.claim('s', o.key, o.owner, o.ttl)).toBe(want);
+              break;
+            }
+            case 'complete': {
+              const e = live(o.key);
+              const expiresAt = e?.state === 'processed' ? Math.max(e.expiresAt, clock.now + o.ttl) : clock.now + o.ttl;
+              model.set(o.key, { state: 'processed', owner: o.owner, expiresAt });
+              await keys.complete('s', o.key, o.owner, o.ttl);
+              break;
+            }
+            case 'release': {
+              const e = live(o.key);
+              if (e?.state === 'claimed' && e.owner === o.owner) model.delete(o.key);
+              keys.release('s', o.key, o.owner);
+              break;
+            }
+            case 'advance':
+              clock.now += o.ms;
+              keys.tick();
+              break;
+            case 'restart':
+              keys = make();
+              await keys.start();
+              break;
+          }
+          for (const k of ['k1', 'k2', 'k3']) expect(keys.peek('s', k)).toEqual(live(k));
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
