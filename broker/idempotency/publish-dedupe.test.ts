@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../lib/logger.js';
 import { encodeBatch } from '../../protocol/record-batch.js';
@@ -117,5 +118,45 @@ describe('PublishDedupe', () => {
     clock.now = now - 2000 + WINDOW;
     expect(d.lookup('orders', 'a')).toBeUndefined();
     expect(d.lookup('orders', 'b')).toBeDefined();
+  });
+});
+
+describe('PublishDedupe against a reference model', () => {
+  it('finds exactly the live keys while under the bound, and never a wrong position or more than the bound', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('remember' as const), key: fc.integer({ min: 0, max: 9 }) }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 4000 }) }),
+      fc.constant({ kind: 'expire' as const }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), fc.integer({ min: 1, max: 12 }), (ops, maxEntries) => {
+        const clock = { now: 0 };
+        const d = new PublishDedupe({ windowMs: WINDOW, maxEntries, clock: () => clock.now });
+        const model = new Map<string, { offset: number; expiresAt: number }>();
+        let offset = 0;
+        let evictions = false;
+        for (const o of ops) {
+          if (o.kind === 'advance') clock.now += o.ms;
+          else if (o.kind === 'expire') d.expire();
+          else {
+            const key = `k${o.key}`;
+            const live = model.get(key);
+            // The publish path remembers only keys it did not find.
+            if (d.lookup('q', key) !== undefined) continue;
+            if (live !== undefined && live.expiresAt > clock.now) evictions = true; // it was evicted for room
+            model.set(key, { offset, expiresAt: clock.now + WINDOW });
+            d.remember('q', key, 0, offset++);
+          }
+          expect(d.size).toBeLessThanOrEqual(maxEntries);
+          for (const [key, m] of model) {
+            const got = d.lookup('q', key);
+            if (got !== undefined) expect(got.offset).toBe(m.offset);
+            if (m.expiresAt <= clock.now) expect(got).toBeUndefined();
+            else if (!evictions && d.evictedCount === 0) expect(got).toBeDefined();
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
