@@ -166,20 +166,18 @@ class ConsumeSession {
     const timeoutMs = sub.retryPolicy.handlerTimeoutMs;
     this.sweepTimer = setInterval(() => this.expire(timeoutMs), Math.max(10, Math.min(1_000, Math.floor(timeoutMs / 10))));
     this.sweepTimer.unref();
-    const transport = (m: Omit<Delivery, 'deliveryId'>): Promise<Settlement | undefined> => this.send(m);
+    const transport = (m: Omit<Delivery, 'deliveryId'>, answer: (s: Settlement | undefined) => void): void => this.send(m, answer);
     source.run((d: OutboundDelivery) => pipeline.handle(d, transport)).then(
       () => this.end(undefined),
       (err: unknown) => this.fail(err),
     );
   }
 
-  private send(message: Omit<Delivery, 'deliveryId'>): Promise<Settlement | undefined> {
-    if (this.state !== 'running') return Promise.resolve(undefined);
+  private send(message: Omit<Delivery, 'deliveryId'>, answer: (s: Settlement | undefined) => void): void {
+    if (this.state !== 'running') return answer(undefined);
     const deliveryId = String(++this.nextId);
-    return new Promise((resolve) => {
-      this.pending.set(deliveryId, { resolve, sentAt: Date.now() });
-      this.call.write({ delivery: { deliveryId, ...message } });
-    });
+    this.pending.set(deliveryId, { resolve: answer, sentAt: Date.now() });
+    this.call.write({ delivery: { deliveryId, ...message } });
   }
 
   /** Fails deliveries the app has held longer than the handler timeout (oldest first: the map keeps send order). */

@@ -45,16 +45,22 @@ async function counter(probe: SidecarProbe, name: string): Promise<number> {
   return (m?.values as Array<{ value: number }> | undefined)?.reduce((a, v) => a + v.value, 0) ?? 0;
 }
 
+/** A transport over an async app function. */
+const viaPromise =
+  (f: (m: Message) => Promise<Settlement | undefined>): AppTransport =>
+  (m, answer) =>
+    void f(m).then(answer);
+
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 
 describe('DeliveryPipeline', () => {
   it('at-least-once: hands the message to the app, then settles the source with its answer', async () => {
     const { pipeline, probe } = setup({});
     const events: Event[] = [];
-    const app: AppTransport = async (m) => {
+    const app = viaPromise(async (m) => {
       events.push(`app ${m.payload.toString()}`);
       return { kind: 'retry', delayMs: undefined };
-    };
+    });
     const d = delivery(events, message('a'), 'retried');
     pipeline.handle(d, app);
     expect(await d.settled).toEqual({ kind: 'retry', delayMs: undefined });
@@ -68,10 +74,10 @@ describe('DeliveryPipeline', () => {
     const { pipeline } = setup({ guarantee: 'at-most-once', maxInFlight: 2 });
     const events: Event[] = [];
     const answers: Array<() => void> = [];
-    const app: AppTransport = (m) => {
+    const app = viaPromise((m) => {
       events.push(`app ${m.payload.toString()}`);
       return new Promise((resolve) => answers.push(() => resolve({ kind: 'failure', timeout: false, reason: 'boom' })));
-    };
+    });
     for (const p of ['a', 'b', 'c']) pipeline.handle(delivery(events, message(p)), app);
     await tick();
     expect(events).toEqual(['settle a ack', 'settle b ack', 'settle c ack', 'app a', 'app b']);
@@ -88,14 +94,14 @@ describe('DeliveryPipeline', () => {
     const { pipeline, probe, store } = setup({ guarantee: 'effectively-once', idempotencyKeyHeader: 'order-id' });
     const events: Event[] = [];
     let fail = true;
-    const app: AppTransport = async (m) => {
+    const app = viaPromise(async (m) => {
       events.push(`app ${m.payload.toString()}`);
       if (fail) {
         fail = false;
         return { kind: 'failure', timeout: true, reason: 'handler timeout' };
       }
       return { kind: 'ack' };
-    };
+    });
     const first = delivery(events, message('k1#1', { 'order-id': 'k1' }), 'retried');
     pipeline.handle(first, app);
     expect((await first.settled).kind).toBe('failure');
@@ -117,10 +123,10 @@ describe('DeliveryPipeline', () => {
     const { pipeline } = setup({});
     const events: Event[] = [];
     let answer!: () => void;
-    const app: AppTransport = (m) => {
+    const app = viaPromise((m) => {
       events.push(`app ${m.payload.toString()}`);
       return new Promise((resolve) => (answer = () => resolve({ kind: 'ack' })));
-    };
+    });
     pipeline.handle(delivery(events, message('a')), app);
     await tick();
     const drained = pipeline.drain(5_000);
@@ -130,7 +136,7 @@ describe('DeliveryPipeline', () => {
     expect(events).toEqual(['app a', 'settle a ack']);
 
     const { pipeline: stuck } = setup({});
-    stuck.handle(delivery([], message('c')), () => new Promise(() => {}));
+    stuck.handle(delivery([], message('c')), () => {});
     expect(await stuck.drain(20)).toBe(false);
   });
 });

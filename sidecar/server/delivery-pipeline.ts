@@ -5,16 +5,16 @@ import { IdempotentHandler } from '../delivery/idempotency.js';
 import type { ProcessedKeyStore } from '../delivery/idempotency.js';
 import type { Delivery } from '../gen/kmq/sidecar/v1/sidecar.js';
 import type { SubscriptionProbe } from '../metrics.js';
-import type { OutboundDelivery, Settlement } from './delivery-source.js';
+import type { OutboundDelivery, SettleResult, Settlement } from './delivery-source.js';
 
 /**
- * Hands one message to the app (a Consume stream or an OnMessage call) and resolves
- * with its answer: ack, retry, dead-letter, or failure (the handler timed out, or
- * the app could not be reached). Resolves undefined when the message can no longer
- * be settled (its stream ended): it stays unsettled and goes back to the broker.
- * Never rejects.
+ * Hands one message to the app (a Consume stream or an OnMessage call) and calls
+ * `answer` once with the app's answer: ack, retry, dead-letter, or failure (the
+ * handler timed out, or the app could not be reached); with undefined when the
+ * message can no longer be settled (its stream ended): it stays unsettled and goes
+ * back to the broker. A callback, not a promise: this runs once per message.
  */
-export type AppTransport = (message: Omit<Delivery, 'deliveryId'>) => Promise<Settlement | undefined>;
+export type AppTransport = (message: Omit<Delivery, 'deliveryId'>, answer: (s: Settlement | undefined) => void) => void;
 
 const ACK: Settlement = Object.freeze({ kind: 'ack' });
 
@@ -58,16 +58,46 @@ export class DeliveryPipeline {
     // Draining: left unsettled, the source returns it to the broker at close.
     if (this.draining) return;
     this.handling++;
-    this.run(d, app)
-      .catch((err: unknown) => this.log.warn({ subscription: this.sub.name, source: d.message.source, err: (err as Error).message }, 'Settlement failed'))
-      .finally(() => {
-        if (--this.handling === 0 && this.idleWaiters.length > 0) {
-          const w = this.idleWaiters;
-          this.idleWaiters = [];
-          for (const f of w) f();
-        }
-      })
-      .catch(() => {});
+    if (this.sub.guarantee === DeliveryGuarantee.AtLeastOnce) return this.handleAtLeastOnce(d, app);
+    this.run(d, app).then(
+      () => this.finished(),
+      (err: unknown) => {
+        this.settleFailed(d, err);
+        this.finished();
+      },
+    );
+  }
+
+  /** The common case without a promise chain of its own: call the app, settle with its answer. */
+  private handleAtLeastOnce(d: OutboundDelivery, app: AppTransport): void {
+    this.probe.delivered();
+    const started = performance.now();
+    app(d.message, (answer) => {
+      if (answer === undefined) return this.finished();
+      this.probe.handled((performance.now() - started) / 1000);
+      d.settle(answer).then(
+        (r) => {
+          this.count(r);
+          this.finished();
+        },
+        (err: unknown) => {
+          this.settleFailed(d, err);
+          this.finished();
+        },
+      );
+    });
+  }
+
+  private settleFailed(d: OutboundDelivery, err: unknown): void {
+    this.log.warn({ subscription: this.sub.name, source: d.message.source, err: (err as Error).message }, 'Settlement failed');
+  }
+
+  private finished(): void {
+    if (--this.handling === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
   }
 
   /**
@@ -135,16 +165,22 @@ export class DeliveryPipeline {
     if (answer !== undefined) await this.settle(d, answer);
   }
 
-  private async call(d: OutboundDelivery, app: AppTransport): Promise<Settlement | undefined> {
+  private call(d: OutboundDelivery, app: AppTransport): Promise<Settlement | undefined> {
     this.probe.delivered();
     const started = performance.now();
-    const answer = await app(d.message);
-    if (answer !== undefined) this.probe.handled((performance.now() - started) / 1000);
-    return answer;
+    return new Promise((resolve) =>
+      app(d.message, (answer) => {
+        if (answer !== undefined) this.probe.handled((performance.now() - started) / 1000);
+        resolve(answer);
+      }),
+    );
   }
 
   private async settle(d: OutboundDelivery, s: Settlement): Promise<void> {
-    const r = await d.settle(s);
+    this.count(await d.settle(s));
+  }
+
+  private count(r: SettleResult): void {
     if (r === 'acked') this.probe.acked();
     else if (r === 'retried') this.probe.retried();
     else if (r === 'dead-lettered') this.probe.deadLettered();

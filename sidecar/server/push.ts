@@ -64,7 +64,7 @@ export class PushSubscription {
   }
 
   private async loop(): Promise<void> {
-    const transport = (m: Omit<Delivery, 'deliveryId'>): Promise<Settlement | undefined> => this.call(m);
+    const transport = (m: Omit<Delivery, 'deliveryId'>, answer: (s: Settlement | undefined) => void): void => this.call(m, answer);
     while (!this.closed) {
       const source = openSource(this.client, this.sub, this.sub.maxInFlight, this.deadLetters, this.probe, this.log);
       this.source = source;
@@ -80,17 +80,15 @@ export class PushSubscription {
     }
   }
 
-  private call(message: Omit<Delivery, 'deliveryId'>): Promise<Settlement> {
+  private call(message: Omit<Delivery, 'deliveryId'>, resolve: (s: Settlement) => void): void {
     const timeoutMs = this.sub.retryPolicy.handlerTimeoutMs;
     const delivery: Delivery = { deliveryId: String(++this.nextId), ...message };
-    return new Promise((resolve) => {
-      this.app.onMessage({ subscription: this.sub.name, delivery }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res: OnMessageResponse) => {
+    this.app.onMessage({ subscription: this.sub.name, delivery }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res: OnMessageResponse) => {
         if (err === null) return resolve(settlementOfAnswer(res));
         if (err.code === status.DEADLINE_EXCEEDED) return resolve({ kind: 'failure', timeout: true, reason: `handler timeout (${timeoutMs} ms)` });
         const reason = err.code === status.UNAVAILABLE ? `the app is unreachable on port ${this.sub.pushPort}: ${err.details}` : `OnMessage failed: ${status[err.code]} ${err.details}`;
         resolve({ kind: 'failure', timeout: false, reason });
       });
-    });
   }
 
   /** Stops consuming (unsettled messages go back to the broker, what is done is committed) and closes the app channel. */
