@@ -112,10 +112,14 @@ async function committed(group: string, topic: string): Promise<number> {
   return (await offsetOf(group, topic)).offset;
 }
 
-async function metrics(sidecar: SidecarProcess): Promise<string> {
+async function httpGet(sidecar: SidecarProcess, path: string): Promise<{ status: number; body: string }> {
   const port = (sidecar.logs().find((l) => l.msg === 'Sidecar started') as { metricsPort: number }).metricsPort;
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  return res.text();
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+async function metrics(sidecar: SidecarProcess): Promise<string> {
+  return (await httpGet(sidecar, '/metrics')).body;
 }
 
 function metric(text: string, line: string): number {
@@ -196,6 +200,9 @@ describe('sidecar delivery: push subscriptions', () => {
     expect(metric(m, `kmq_sidecar_delivered_total{subscription="${pushRetry}"}`)).toBe(3);
     expect(metric(m, `kmq_sidecar_handler_seconds_count{subscription="${pushRetry}"}`)).toBe(3);
     expect(metric(m, 'kmq_sidecar_published_total{kind="topic"}')).toBeGreaterThanOrEqual(1);
+    expect(await httpGet(sidecar, '/healthz')).toEqual({ status: 200, body: 'ok\n' });
+    expect(await httpGet(sidecar, '/readyz')).toEqual({ status: 200, body: 'ready\n' });
+    expect((await httpGet(sidecar, '/nope')).status).toBe(404);
   });
 
   it('dead-letters an always-failing message after max attempts with its history, and the partition moves on', async () => {
