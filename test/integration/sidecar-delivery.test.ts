@@ -257,7 +257,7 @@ describe('sidecar delivery: per-key order on an ordered Consume stream', () => {
     const topic = name('keys');
     await admin.admin().createTopic(topic, { partitions: 1 });
     const { client } = await startSidecar([
-      { name: topic, topic, maxInFlight: 10, retryPolicy: { maxAttempts: 5, initialBackoffMs: 20, jitter: 0, handlerTimeoutMs: 300 } },
+      { name: topic, topic, maxInFlight: 10, retryPolicy: { maxAttempts: 5, initialBackoffMs: 20, jitter: 0, handlerTimeoutMs: 1_000 } },
     ]);
     for (const [key, p] of [['A', 'a1'], ['B', 'b1'], ['A', 'a2'], ['B', 'b2'], ['A', 'a3']] as const) {
       await publish(client, { destination: { topic }, key: Buffer.from(key), payload: Buffer.from(p) });
@@ -287,7 +287,7 @@ describe('sidecar delivery: per-key order on an ordered Consume stream', () => {
     call.write({ ack: { deliveryId: b2.d.deliveryId } });
     // a1 is left unsettled: after the handler timeout it comes again as attempt 2.
     const a1again = await find('a1', 2);
-    expect(a1again.at - a1.at).toBeGreaterThanOrEqual(300 - 5);
+    expect(a1again.at - a1.at).toBeGreaterThanOrEqual(1_000 - 5);
     // A late settlement of the timed-out delivery is ignored; the stream goes on.
     call.write({ ack: { deliveryId: a1.d.deliveryId } });
     call.write({ retry: { deliveryId: a1again.d.deliveryId, delayMs: 50 } });
@@ -360,10 +360,11 @@ describe('sidecar delivery: ordered commits', () => {
   it('on SIGTERM lets the handler in flight finish, commits it, and exits 0', async () => {
     const topic = name('term');
     let finished = 0;
-    app.handlers.set(topic, () => new Promise((r) => setTimeout(() => {
+    // The second call is still running when SIGTERM comes.
+    app.handlers.set(topic, (_d, n) => new Promise((r) => setTimeout(() => {
       finished++;
       r({ outcome: OnMessageResponse_Outcome.OUTCOME_SUCCESS });
-    }, 600)));
+    }, n === 2 ? 1_500 : 300)));
     const { sidecar, client } = await startSidecar([{ name: topic, topic, maxInFlight: 1, delivery: { push: { port: app.port } } }], { shutdownGraceMs: 5_000 });
     for (let i = 0; i < 5; i++) await publish(client, { destination: { topic }, payload: Buffer.from(String(i)) });
     client.close();
