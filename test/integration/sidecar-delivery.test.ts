@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { Server, ServerCredentials, credentials, status } from '@grpc/grpc-js';
 import type { ClientDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -142,11 +143,21 @@ function prng(seed: number): () => number {
 const pushRetry = name('push-retry');
 const pushPoison = name('push-poison');
 const pushOnce = name('push-once');
+const pushNobody = name('push-nobody');
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
 
 beforeAll(async () => {
   broker = await BrokerProcess.start();
   admin = new KmqClient({ brokers: [broker.address] });
-  for (const t of [pushRetry, pushPoison, pushOnce, name('rand'), name('term')]) await admin.admin().createTopic(t, { partitions: 1 });
+  for (const t of [pushRetry, pushPoison, pushOnce, pushNobody, name('rand'), name('term')]) await admin.admin().createTopic(t, { partitions: 1 });
   await app.start();
 });
 
@@ -172,6 +183,7 @@ describe('sidecar delivery: push subscriptions', () => {
       },
       { name: pushPoison, topic: pushPoison, delivery: push, maxInFlight: 1, dlqPolicy: { maxAttempts: 3, backoff: { initial: 20, multiplier: 2, jitter: 0 }, handlerTimeoutMs: 300 } },
       { name: pushOnce, topic: pushOnce, delivery: push, guarantee: 'effectively-once', idempotencyKeyHeader: 'order-id', maxInFlight: 1 },
+      { name: pushNobody, topic: pushNobody, delivery: { push: { port: await closedPort() } }, dlqPolicy: { maxAttempts: 3, backoff: { initial: 100, jitter: 0 } } },
     ]));
   });
 
@@ -234,6 +246,17 @@ describe('sidecar delivery: push subscriptions', () => {
     expect(header(drop, 'x-kmq-dlq-first-failure-at')).toBeUndefined();
     await until('all three committed', async () => (await committed(pushPoison, pushPoison)) === 3);
     expect(metric(await metrics(sidecar), `kmq_sidecar_dead_lettered_total{subscription="${pushPoison}"}`)).toBe(2);
+  });
+
+  it('counts an unreachable app as a failed attempt, with backoff, and dead-letters after max attempts', async () => {
+    const started = Date.now();
+    await publish(client, { destination: { topic: pushNobody }, payload: Buffer.from('lost?') });
+    const [letter] = await readTopic(`${pushNobody}.dlq`, 1);
+    // Retries after 100 ms and 200 ms.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300 - 5);
+    expect(letter!.value!.toString()).toBe('lost?');
+    expect(header(letter!, 'x-kmq-dlq-attempts')).toBe('3');
+    expect(header(letter!, 'x-kmq-dlq-last-failure-reason')).toContain('the app is unreachable on port');
   });
 
   it('effectively-once: duplicate publishes with one idempotency key reach the handler once', async () => {
