@@ -89,7 +89,6 @@ class ConsumeSession {
   private readonly pending = new Map<string, PendingDelivery>();
   private readonly timedOut = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
-  private pipeline: DeliveryPipeline | undefined;
   private nextId = 0;
   private resolveClosed!: () => void;
   /** Resolves once the source is closed and the subscription released. */
@@ -158,7 +157,6 @@ class ConsumeSession {
     const log = this.log.child({ subscription: sub.name });
     const source = openSource(service.client, sub, maxInFlight, service.deadLetters, service.probe, log);
     const pipeline = service.pipelines.get(sub.name)!;
-    this.pipeline = pipeline;
     this.source = source;
     this.state = 'running';
     this.call.write({ started: { subscription: sub.name, maxInFlight } });
