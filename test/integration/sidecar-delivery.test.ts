@@ -275,6 +275,50 @@ describe('sidecar delivery: push subscriptions', () => {
   });
 });
 
+describe('sidecar delivery: guarantees on Consume streams', () => {
+  it('at-most-once acks before the app answers; effectively-once skips a processed key', async () => {
+    const most = name('most');
+    const once = name('once');
+    for (const t of [most, once]) await admin.admin().createTopic(t, { partitions: 1 });
+    const { sidecar, client } = await startSidecar([
+      { name: most, topic: most, guarantee: 'at-most-once', commit: { intervalMs: 50 } },
+      { name: once, topic: once, guarantee: 'effectively-once', commit: { intervalMs: 50 } },
+    ]);
+    const stream = (subscription: string): { call: ClientDuplexStream<ConsumeRequest, ConsumeResponse>; got: Delivery[] } => {
+      const call = client.consume();
+      const got: Delivery[] = [];
+      call.on('data', (r: ConsumeResponse) => r.delivery !== undefined && got.push(r.delivery));
+      call.on('error', () => {});
+      call.write({ start: { subscription, maxInFlight: 0 } });
+      return { call, got };
+    };
+
+    await publish(client, { destination: { topic: most }, payload: Buffer.from('fire') });
+    const m = stream(most);
+    await until('delivered', () => m.got.length === 1);
+    // Never answered, yet acked and committed.
+    await until('committed', async () => (await committed(most, most)) === 1);
+
+    for (let i = 0; i < 3; i++) await publish(client, { destination: { topic: once }, payload: Buffer.from(`copy ${i}`), idempotencyKey: `order-7-${i}` });
+    await publish(client, { destination: { topic: once }, payload: Buffer.from('again'), idempotencyKey: 'order-7-0' });
+    const o = stream(once);
+    const stored = async (): Promise<number> => (await offsetOf(once, once)).logEndOffset;
+    await until('all settled', async () => {
+      for (const d of o.got.splice(0)) o.call.write({ ack: { deliveryId: d.deliveryId } });
+      return (await committed(once, once)) === (await stored());
+    });
+    const text = await metrics(sidecar);
+    const handled = metric(text, `kmq_sidecar_delivered_total{subscription="${once}"}`);
+    const skipped = metric(text, `kmq_sidecar_duplicates_skipped_total{subscription="${once}"}`);
+    // Three distinct keys reach the app; a stored repeat of order-7-0 is skipped.
+    expect(handled).toBe(3);
+    expect(skipped).toBe((await stored()) - 3);
+    m.call.end();
+    o.call.end();
+    client.close();
+  });
+});
+
 describe('sidecar delivery: per-key order on an ordered Consume stream', () => {
   it('holds later records of a key while an earlier one times out and is retried in place', async () => {
     const topic = name('keys');
