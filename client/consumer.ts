@@ -139,6 +139,33 @@ export class Consumer {
     await this.commitMoved(true);
   }
 
+  /**
+   * Commits exactly `offsets` (next offset to consume per partition), e.g. the
+   * highest contiguous handled point inside a batch still being handled. The
+   * fetch position does not move. Every partition must be owned by this consumer
+   * now; otherwise nothing is committed and a NotPartitionOwner error names them.
+   */
+  async commitOffsets(offsets: ReadonlyArray<TopicPartition & { offset: number }>): Promise<void> {
+    if (this.options.groupId === undefined) throw invalidSetting('consumer.groupId', 'commitOffsets() needs a consumer group', undefined);
+    const cursors: PartitionCursor[] = [];
+    const values: number[] = [];
+    const foreign: string[] = [];
+    for (const o of offsets) {
+      if (!Number.isInteger(o.offset) || o.offset < 0) throw invalidSetting(`commit offset of ${o.topic}[${o.partition}]`, 'must be an integer >= 0', o.offset);
+      const c = this.cursors.get(keyOf(o.topic, o.partition));
+      if (c === undefined || !c.active) foreign.push(`${o.topic}[${o.partition}]`);
+      else {
+        cursors.push(c);
+        values.push(o.offset);
+      }
+    }
+    if (foreign.length > 0) {
+      const first = offsets.find((o) => this.cursors.get(keyOf(o.topic, o.partition))?.active !== true)!;
+      throw new KmqError(ErrorCode.NotPartitionOwner, `This consumer does not own ${foreign.join(', ')}; nothing was committed`, { group: this.options.groupId, topic: first.topic, partition: first.partition }, { retriable: false });
+    }
+    await this.commitCursors(cursors, values);
+  }
+
   private async commitMoved(includeHanded: boolean): Promise<void> {
     const moved: PartitionCursor[] = [];
     const offsets: number[] = [];

@@ -254,6 +254,37 @@ describe('producer and consumer against a broker stand-in', () => {
     await c2.close();
   });
 
+  it('commitOffsets commits exactly the given offsets of owned partitions, leaves the position, and refuses others', async () => {
+    const { broker, client } = await setup(2);
+    const producer = client.producer({ lingerMs: 0 });
+    await producer.send('orders', Array.from({ length: 6 }, (_, i) => ({ value: `v${i}`, partition: 0 })));
+    broker.groupAssignment = [0];
+    const consumer = client.consumer({ groupId: 'g', topics: ['orders'], fromBeginning: true, autoCommit: false });
+    const iterator = consumer.batches();
+    const first = await iterator.next();
+    expect(first.value!.records.length).toBe(6);
+    // Inside the batch being handled: only its handled prefix is committed.
+    await consumer.commitOffsets([{ topic: 'orders', partition: 0, offset: 3 }]);
+    expect(broker.committed.get('orders/0')).toBe(3);
+    expect(consumer.position('orders', 0)).toBe(0);
+    const refused = consumer.commitOffsets([
+      { topic: 'orders', partition: 0, offset: 4 },
+      { topic: 'orders', partition: 1, offset: 1 },
+      { topic: 'other', partition: 0, offset: 1 },
+    ]);
+    await expect(refused).rejects.toMatchObject({ code: ErrorCode.NotPartitionOwner, message: expect.stringContaining('orders[1], other[0]') });
+    expect(broker.committed.get('orders/0')).toBe(3);
+    expect(broker.committed.has('orders/1')).toBe(false);
+    // The fetch position still moves with the batches, and a later commit goes further.
+    await producer.send('orders', [{ value: 'v6', partition: 0 }]);
+    const second = await iterator.next();
+    expect(second.value!.records.map((r) => r.offset)).toEqual([6]);
+    expect(consumer.position('orders', 0)).toBe(6);
+    await consumer.commitOffsets([{ topic: 'orders', partition: 0, offset: 7 }]);
+    expect(broker.committed.get('orders/0')).toBe(7);
+    await consumer.close();
+  });
+
   it('follows the group assignment: revocation commits and stops reporting, UnknownMember rejoins', async () => {
     const { broker, client } = await setup(2);
     const producer = client.producer({ lingerMs: 0 });
