@@ -5,7 +5,6 @@ import { HealthImplementation } from 'grpc-health-check';
 import { ErrorCode, KmqClient, KmqError } from '../../client/index.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CompiledSidecarOptions } from '../config.js';
-import { MemoryProcessedKeyStore } from '../delivery/idempotency.js';
 import type { ProcessedKeyStore } from '../delivery/idempotency.js';
 import { SidecarHttpServer, SidecarProbe } from '../metrics.js';
 import { SidecarService } from '../gen/kmq/sidecar/v1/sidecar.js';
@@ -25,7 +24,7 @@ const SIDECAR_SERVICE = 'kmq.sidecar.v1.Sidecar';
 
 /** What start() may be given besides the options. */
 export interface SidecarServerDeps {
-  /** The processed-key store of effectively-once subscriptions. Default: a MemoryProcessedKeyStore. */
+  /** The processed-key store of effectively-once subscriptions. Default: the broker's, scoped by subscription. */
   processedKeys?: ProcessedKeyStore;
   /** Names this sidecar in idempotency claims. Default `<hostname>-<pid>`. */
   instance?: string;
@@ -61,11 +60,13 @@ export class SidecarGrpcServer {
     const client = new KmqClient({ brokers: options.brokers, clientId: `kmq-sidecar-${options.namespace}`, logger: log.child({ component: 'client' }) });
     const probe = new SidecarProbe();
     const router = new PublishRouter(client, options);
-    const store = deps.processedKeys ?? new MemoryProcessedKeyStore();
+    // Effectively-once keys are kept by the broker, one scope per subscription, so every
+    // sidecar of a subscription shares them and they outlive a sidecar that dies.
+    const storeFor = (subscription: string): ProcessedKeyStore => deps.processedKeys ?? client.processedKeys(subscription);
     const instance = deps.instance ?? `${hostname()}-${process.pid}`;
     const deliveryLog = log.child({ component: 'delivery' });
     const pipelines = new Map<string, DeliveryPipeline>();
-    for (const sub of options.subscriptions.values()) pipelines.set(sub.name, new DeliveryPipeline(sub, probe.subscription(sub.name), store, instance, deliveryLog));
+    for (const sub of options.subscriptions.values()) pipelines.set(sub.name, new DeliveryPipeline(sub, probe.subscription(sub.name), storeFor(sub.name), instance, deliveryLog));
     const deadLetters = new DeadLetterTopics(client);
     const consume = new ConsumeService(client, options, deadLetters, pipelines, probe, log.child({ component: 'consume' }));
     // Room for a max-size payload plus its key and headers: the sidecar's own check names the limit.
