@@ -170,3 +170,35 @@ export interface QueueConsumeResult extends WorkerCpu {
   /** Per sequence number, how often this consumer acked it (Uint8Array, saturating at 255, base64). */
   countsBase64: string;
 }
+
+/** An app publishing `messages` of `messageBytes` to `topic` through a sidecar's PublishStream, `inFlight` unanswered at most; at max rate, or `ratePerSec`. */
+export interface SidecarPublishConfig {
+  sidecar: string;
+  topic: string;
+  messages: number;
+  messageBytes: number;
+  inFlight: number;
+  ratePerSec?: number;
+}
+
+export interface SidecarPublishResult extends WorkerCpu {
+  /** Messages answered (errors included). */
+  messages: number;
+  errors: number;
+  /** First write to the last answer, ms. */
+  elapsedMs: number;
+  /** Wall clock of the first write, ms since the epoch. */
+  firstPublishAt: number;
+  maxScheduleLagMs: number;
+}
+
+/** An app reading `messages` deliveries of `subscription` on a sidecar's Consume stream, acking each. */
+export interface SidecarConsumeConfig {
+  sidecar: string;
+  subscription: string;
+  messages: number;
+  /** Sent in ConsumeStart; 0 = the subscription's own. */
+  maxInFlight: number;
+  warmupMs: number;
+  timeoutMs: number;
+}

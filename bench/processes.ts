@@ -1,7 +1,7 @@
 /**
- * Child processes of a benchmark run: the broker (`kmq broker` from dist/cli) and
- * the workers (dist/bench/worker.js). Every process started here is tracked so
- * that killAll() can end them on Ctrl-C or on an error.
+ * Child processes of a benchmark run: the broker (`kmq broker` from dist/cli), the
+ * sidecar (`kmq sidecar`) and the workers (dist/bench/worker.js). Every process
+ * started here is tracked so that killAll() can end them on Ctrl-C or on an error.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -100,6 +100,64 @@ export class BenchBroker {
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** A sidecar process (`kmq sidecar --config FILE --broker host:port`) on a free loopback port. */
+export class BenchSidecar {
+  port = 0;
+  private readonly tail: string[] = [];
+  private readonly exited: Promise<void>;
+
+  private constructor(readonly child: ChildProcess) {
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** `configFile` must already exist (YAML or JSON, with port 0). */
+  static async start(configFile: string, broker: string, nodeArgs: string[] = []): Promise<BenchSidecar> {
+    const child = track(
+      spawn(process.execPath, [...nodeArgs, CLI, 'sidecar', '--config', configFile, '--broker', broker], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, KMQ_LOG_LEVEL: 'info' },
+      }),
+    );
+    const s = new BenchSidecar(child);
+    const keep = (line: string): void => {
+      s.tail.push(line);
+      if (s.tail.length > 50) s.tail.shift();
+    };
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Sidecar did not start in 20 s:\n${s.tail.join('\n')}`)), 20_000);
+      onLines(child.stdout!, (line) => {
+        keep(line);
+        if (!line.includes('"Sidecar started"')) return;
+        s.port = (JSON.parse(line) as { port: number }).port;
+        clearTimeout(timer);
+        resolve();
+      });
+      onLines(child.stderr!, keep);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`Sidecar exited (${code ?? signal}):\n${s.tail.join('\n')}`));
+      });
+    });
+    return s;
+  }
+
+  /** SIGTERM (a clean stop, so a --cpu-prof profile gets written), SIGKILL after 15 s. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
     await this.exited;
     clearTimeout(timer);
   }

@@ -18,6 +18,8 @@ export interface Row {
   /** Mean time the broker took per produce request (frame read to answer, fsync included). */
   brokerProduceMs?: number | undefined;
   clientCpuPct?: number;
+  /** CPU of the sidecar process in this row, % of one core (in the note and the JSON, not a column). */
+  sidecarCpuPct?: number;
   /** Whole machine: busy CPU time (user, system, irq, softirq, steal) as % of all CPUs, and iowait. */
   machineCpuPct?: number;
   iowaitPct?: number;

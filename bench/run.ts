@@ -1,6 +1,6 @@
 /**
- * Broker benchmark runner: `npm run bench -- produce|consume|e2e|queue|exchange|all
- * [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer]
+ * Broker benchmark runner: `npm run bench -- produce|consume|e2e|queue|exchange|sidecar|all
+ * [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer|sidecar]
  * [--prefetch N] [--consumer-mode push|pull] [--publish-call N] [--publish-in-flight N]`.
  *
  * Starts one broker process on a fresh temp folder, measures the machine's own
@@ -28,10 +28,13 @@ import type {
   PublishTargetConfig,
   QueueConsumeConfig,
   QueueConsumeResult,
+  SidecarConsumeConfig,
+  SidecarPublishConfig,
+  SidecarPublishResult,
   TcpSourceConfig,
   ThroughputResult,
 } from './bench-config.js';
-import { BenchBroker, folderBytes, killAll, startWorker } from './processes.js';
+import { BenchBroker, BenchSidecar, folderBytes, killAll, startWorker } from './processes.js';
 import type { WorkerHandle } from './processes.js';
 import { ProcSampler } from './proc-sampler.js';
 import { formatTable, formatTargets } from './report.js';
@@ -47,7 +50,7 @@ const PARTITION_COUNTS = [1, 8] as const;
 /** Raised from the broker's 1 MiB default so that 1 MiB producer batches plus their framing always fit. */
 const BROKER_MAX_MESSAGE_BYTES = 2 * MiB;
 
-const SUITES = ['produce', 'consume', 'e2e', 'queue', 'exchange', 'all'] as const;
+const SUITES = ['produce', 'consume', 'e2e', 'queue', 'exchange', 'sidecar', 'all'] as const;
 type Suite = (typeof SUITES)[number];
 /** Queue workload: partitions of the queue (each a row), consumer processes, message size. */
 const QUEUE_PARTITIONS = [1, 4] as const;
@@ -59,7 +62,13 @@ const EXCHANGE_RUN_ORDER = [1, 1000, 1000, 1] as const;
 /** Default messages per publish() call and calls pending, for the queue and exchange publishers. */
 const PUBLISH_CALL_SIZE = 250;
 const PUBLISH_CALLS_IN_FLIGHT = 8;
-type ProfileTarget = 'broker' | 'producer' | 'consumer';
+/** Sidecar workload: message size, PublishStream messages unanswered at most, the subscription's max in flight, the latency phase's rate. */
+const SIDECAR_MESSAGE_BYTES = 100;
+const SIDECAR_PUBLISH_IN_FLIGHT = 1000;
+const SIDECAR_MAX_IN_FLIGHT = 1000;
+const SIDECAR_LATENCY_RATE = 1000;
+const PROFILE_TARGETS = ['broker', 'producer', 'consumer', 'sidecar'] as const;
+type ProfileTarget = (typeof PROFILE_TARGETS)[number];
 
 interface Args {
   suite: Suite;
@@ -87,7 +96,7 @@ function parseArgs(argv: string[]): Args {
     else usage(`unknown argument "${a}"`);
   }
   if (args.flush !== undefined && !['every-batch', 'interval', 'none'].includes(args.flush)) usage('--flush must be every-batch, interval or none');
-  if (args.cpuProf !== undefined && !['broker', 'producer', 'consumer'].includes(args.cpuProf)) usage('--cpu-prof must be broker, producer or consumer');
+  if (args.cpuProf !== undefined && !(PROFILE_TARGETS as readonly string[]).includes(args.cpuProf)) usage('--cpu-prof must be broker, producer, consumer or sidecar');
   if (!Number.isInteger(args.prefetch) || args.prefetch < 1 || args.prefetch > 10_000) usage('--prefetch must be an integer from 1 to 10000');
   if (args.consumerMode !== 'push' && args.consumerMode !== 'pull') usage('--consumer-mode must be push or pull');
   if (!Number.isInteger(args.publishCallSize) || args.publishCallSize < 1 || args.publishCallSize > 1000) usage('--publish-call must be an integer from 1 to 1000');
@@ -97,7 +106,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(problem: string): never {
   process.stderr.write(
-    `bench: ${problem}\nusage: npm run bench -- produce|consume|e2e|queue|exchange|all [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer] [--prefetch N] [--consumer-mode push|pull] [--publish-call N] [--publish-in-flight N]\n`,
+    `bench: ${problem}\nusage: npm run bench -- produce|consume|e2e|queue|exchange|sidecar|all [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer|sidecar] [--prefetch N] [--consumer-mode push|pull] [--publish-call N] [--publish-in-flight N]\n`,
   );
   process.exit(2);
 }
@@ -118,6 +127,9 @@ const sizes = {
   e2eRate: 20_000,
   queueMessages: quick ? 40_000 : 200_000,
   exchangeMessages: quick ? 40_000 : 200_000,
+  sidecarMessages: quick ? 20_000 : 200_000,
+  sidecarLatencyMs: quick ? 4000 : 10_000,
+  sidecarWarmupMs: quick ? 1000 : 2000,
 };
 
 /**
@@ -271,6 +283,25 @@ interface ExchangeRunResult {
   meanPerSec: number;
 }
 
+/** The sidecar workload: throughput through one sidecar, and latency through it against the direct client path. */
+interface SidecarRunResult {
+  throughput: {
+    publisher: SidecarPublishResult;
+    consumer: LatencyResult & { lastAckAt: number; redeliveries: number };
+    /** First publish to the last delivery acked, ms. */
+    endToEndMs: number;
+    endToEndPerSec: number;
+    /** The sidecar's CPU over endToEndMs, % of one core. */
+    sidecarCpuPct: number;
+  };
+  latency: {
+    ratePerSec: number;
+    direct: { producer: E2eProduceResult; consumer: LatencyResult };
+    sidecar: { publisher: SidecarPublishResult; consumer: LatencyResult & { lastAckAt: number; redeliveries: number }; sidecarCpuPct: number };
+    addedP99Ms: number;
+  };
+}
+
 interface Results {
   produce: Record<string, ThroughputResult & { logBytes: number; produceRequests: number; brokerProduceMs: number | undefined }>;
   consume: Record<string, ThroughputResult>;
@@ -278,6 +309,7 @@ interface Results {
   queue: Record<string, QueueRunResult>;
   exchange: Record<string, ExchangeRunResult>;
   exchangeRunOrder: readonly number[];
+  sidecar?: SidecarRunResult;
 }
 
 interface RunContext {
@@ -440,6 +472,146 @@ async function runExchange(ctx: RunContext, bindings: number, run: number, targe
   };
 }
 
+/**
+ * Sidecar workload. One sidecar process serves two ordered, at-least-once
+ * subscriptions, each on its own 1-partition topic. Throughput: a consumer app on
+ * Consume (acking every delivery) is ready first, then a publisher app sends
+ * `sidecarMessages` × 100 B on one PublishStream. Latency: at a fixed rate, the
+ * direct client path (e2e producer → broker → e2e consumer) and then the same
+ * traffic through the sidecar (PublishStream → Consume), in the same run.
+ */
+async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: SidecarRunResult }> {
+  const { broker, sampler, admin } = ctx;
+  const tputTopic = 'bench-sidecar-tput';
+  const latTopic = 'bench-sidecar-lat';
+  const directTopic = 'bench-sidecar-direct';
+  for (const t of [tputTopic, latTopic, directTopic]) await admin.admin().createTopic(t, { partitions: 1 });
+  const sub = (name: string, topic: string, maxInFlight?: number): Record<string, unknown> => ({ name, topic, mode: 'ordered', guarantee: 'at-least-once', startFrom: 'earliest', ...(maxInFlight === undefined ? {} : { maxInFlight }) });
+  const configFile = path.join(tmpRoot, 'sidecar.json');
+  // JSON is YAML: the sidecar's config reader takes it as is.
+  fs.writeFileSync(configFile, JSON.stringify({ port: 0, subscriptions: [sub(tputTopic, tputTopic, SIDECAR_MAX_IN_FLIGHT), sub(latTopic, latTopic)] }));
+  const sidecar = await BenchSidecar.start(configFile, broker.address, nodeArgsFor('sidecar'));
+  const sidecarSampler = new ProcSampler(sidecar.pid);
+  log(`sidecar pid ${sidecar.pid} on ${sidecar.address}`);
+  try {
+    // Throughput.
+    const messages = sizes.sidecarMessages;
+    log(`sidecar throughput: ${messages.toLocaleString('en-US')} × ${SIDECAR_MESSAGE_BYTES} B, PublishStream (${SIDECAR_PUBLISH_IN_FLIGHT} in flight) → sidecar → broker → sidecar → Consume (ack each)`);
+    const consumer = startWorker<SidecarRunResult['throughput']['consumer']>(
+      'sidecar-consume',
+      { sidecar: sidecar.address, subscription: tputTopic, messages, maxInFlight: 0, warmupMs: 0, timeoutMs: 300_000 } satisfies SidecarConsumeConfig,
+      nodeArgsFor('consumer'),
+    );
+    await consumer.event('ready');
+    const phase = await Phase.begin(sampler, broker.httpPort);
+    const sidecarCpu0 = sidecarSampler.cpuMs();
+    const publisher = startWorker<SidecarPublishResult>(
+      'sidecar-publish',
+      { sidecar: sidecar.address, topic: tputTopic, messages, messageBytes: SIDECAR_MESSAGE_BYTES, inFlight: SIDECAR_PUBLISH_IN_FLIGHT } satisfies SidecarPublishConfig,
+      nodeArgsFor('producer'),
+    );
+    const [p, c] = await Promise.all([publisher.result, consumer.result]);
+    const sidecarCpuMs = sidecarSampler.cpuMs() - sidecarCpu0;
+    const { produceRequests: _none, brokerProduceMs: _unused, ...b } = await phase.end();
+    const endToEndMs = c.lastAckAt - p.firstPublishAt;
+    const tputSidecarCpuPct = (sidecarCpuMs / endToEndMs) * 100;
+    const clientCpu = ((p.cpuUserMs + p.cpuSystemMs + c.cpuUserMs + c.cpuSystemMs) / endToEndMs) * 100;
+    const tputProblems = [];
+    if (p.errors > 0) tputProblems.push(`${p.errors} publish errors`);
+    if (c.redeliveries > 0) tputProblems.push(`${c.redeliveries} redeliveries`);
+    const throughput: SidecarRunResult['throughput'] = { publisher: p, consumer: c, endToEndMs, endToEndPerSec: c.records / (endToEndMs / 1000), sidecarCpuPct: tputSidecarCpuPct };
+    const rows: Row[] = [
+      {
+        workload: `sidecar ${SIDECAR_MESSAGE_BYTES} B × 1p`,
+        recordsPerSec: throughput.endToEndPerSec,
+        mbPerSec: (c.records * SIDECAR_MESSAGE_BYTES) / MB / (endToEndMs / 1000),
+        clientCpuPct: clientCpu,
+        sidecarCpuPct: tputSidecarCpuPct,
+        ...b,
+        note: `end to end, PublishStream ${SIDECAR_PUBLISH_IN_FLIGHT} in flight, Consume max in flight ${SIDECAR_MAX_IN_FLIGHT}, ack each; sidecar CPU ${tputSidecarCpuPct.toFixed(0)}%; publish alone ${Math.round(p.messages / (p.elapsedMs / 1000)).toLocaleString('en-US')}/s${tputProblems.length > 0 ? `; ${tputProblems.join(', ')}` : ''}`,
+      },
+    ];
+
+    // Latency: direct client path, then through the sidecar, same rate and size.
+    const rate = SIDECAR_LATENCY_RATE;
+    const count = Math.round((rate * sizes.sidecarLatencyMs) / 1000);
+    log(`sidecar latency, direct client path: ${rate.toLocaleString('en-US')} × ${SIDECAR_MESSAGE_BYTES} B/s for ${sizes.sidecarLatencyMs / 1000} s`);
+    const dphase = await Phase.begin(sampler, broker.httpPort);
+    // The sidecar is idle here but still running (its subscriptions' consumers poll): count its CPU apart.
+    const dcpu0 = sidecarSampler.cpuMs();
+    const dt0 = performance.now();
+    const dcons = startWorker<LatencyResult>(
+      'e2e-consume',
+      { broker: broker.address, topic: directTopic, partitions: 1, records: count, warmupMs: sizes.sidecarWarmupMs, timeoutMs: sizes.sidecarLatencyMs + 60_000 } satisfies E2eConsumeConfig,
+      nodeArgsFor('consumer'),
+    );
+    await dcons.event('ready');
+    const dprod = startWorker<E2eProduceResult>(
+      'e2e-produce',
+      { broker: broker.address, topic: directTopic, recordBytes: SIDECAR_MESSAGE_BYTES, ratePerSec: rate, durationMs: sizes.sidecarLatencyMs, producer: e2eProducer } satisfies E2eProduceConfig,
+      nodeArgsFor('producer'),
+    );
+    const [dp, dc] = await Promise.all([dprod.result, dcons.result]);
+    const idleSidecarCpuPct = ((sidecarSampler.cpuMs() - dcpu0) / (performance.now() - dt0)) * 100;
+    const { produceRequests: _n2, brokerProduceMs: _u2, ...db } = await dphase.end();
+
+    log(`sidecar latency, through the sidecar: ${rate.toLocaleString('en-US')} × ${SIDECAR_MESSAGE_BYTES} B/s for ${sizes.sidecarLatencyMs / 1000} s`);
+    const lcons = startWorker<SidecarRunResult['throughput']['consumer']>(
+      'sidecar-consume',
+      { sidecar: sidecar.address, subscription: latTopic, messages: count, maxInFlight: 0, warmupMs: sizes.sidecarWarmupMs, timeoutMs: sizes.sidecarLatencyMs + 60_000 } satisfies SidecarConsumeConfig,
+      nodeArgsFor('consumer'),
+    );
+    await lcons.event('ready');
+    const sphase = await Phase.begin(sampler, broker.httpPort);
+    const lcpu0 = sidecarSampler.cpuMs();
+    const lt0 = performance.now();
+    const lpub = startWorker<SidecarPublishResult>(
+      'sidecar-publish',
+      { sidecar: sidecar.address, topic: latTopic, messages: count, messageBytes: SIDECAR_MESSAGE_BYTES, inFlight: SIDECAR_PUBLISH_IN_FLIGHT, ratePerSec: rate } satisfies SidecarPublishConfig,
+      nodeArgsFor('producer'),
+    );
+    const [lp, lc] = await Promise.all([lpub.result, lcons.result]);
+    const latSidecarCpuPct = ((sidecarSampler.cpuMs() - lcpu0) / (performance.now() - lt0)) * 100;
+    const { produceRequests: _n3, brokerProduceMs: _u3, ...sb } = await sphase.end();
+    const addedP99Ms = lc.p99Ms - dc.p99Ms;
+    const lagNote = (lag: number): string => (lag > 20 ? `; sender fell ${lag.toFixed(0)} ms behind schedule` : '');
+    rows.push(
+      {
+        workload: `  direct ${SIDECAR_MESSAGE_BYTES} B × 1p @${rate / 1000}k/s`,
+        recordsPerSec: dc.records / (dc.elapsedMs / 1000),
+        mbPerSec: (dc.records * SIDECAR_MESSAGE_BYTES) / MB / (dc.elapsedMs / 1000),
+        p50Ms: dc.p50Ms,
+        p95Ms: dc.p95Ms,
+        p99Ms: dc.p99Ms,
+        maxMs: dc.maxMs,
+        clientCpuPct: clientCpuPct(dp) + clientCpuPct(dc),
+        sidecarCpuPct: idleSidecarCpuPct,
+        ...db,
+        note: `producer → broker → consumer, lingerMs 0; idle sidecar CPU ${idleSidecarCpuPct.toFixed(0)}%${dc.records !== dp.records ? `; consumer got ${dc.records} of ${dp.records}` : ''}${lagNote(dp.maxScheduleLagMs)}`,
+      },
+      {
+        workload: `  via sidecar ${SIDECAR_MESSAGE_BYTES} B × 1p @${rate / 1000}k/s`,
+        recordsPerSec: lc.records / (lc.elapsedMs / 1000),
+        mbPerSec: (lc.records * SIDECAR_MESSAGE_BYTES) / MB / (lc.elapsedMs / 1000),
+        p50Ms: lc.p50Ms,
+        p95Ms: lc.p95Ms,
+        p99Ms: lc.p99Ms,
+        maxMs: lc.maxMs,
+        clientCpuPct: clientCpuPct(lp) + clientCpuPct(lc),
+        sidecarCpuPct: latSidecarCpuPct,
+        ...sb,
+        note: `PublishStream → sidecar → broker → sidecar → Consume; added p99 ${addedP99Ms.toFixed(2)} ms; sidecar CPU ${latSidecarCpuPct.toFixed(0)}%${lp.errors > 0 ? `; ${lp.errors} publish errors` : ''}${lagNote(lp.maxScheduleLagMs)}`,
+      },
+    );
+    return {
+      rows,
+      result: { throughput, latency: { ratePerSec: rate, direct: { producer: dp, consumer: dc }, sidecar: { publisher: lp, consumer: lc, sidecarCpuPct: latSidecarCpuPct }, addedP99Ms } },
+    };
+  } finally {
+    await sidecar.stop();
+  }
+}
+
 async function main(): Promise<void> {
   fs.mkdirSync(outDir, { recursive: true });
   const started = new Date();
@@ -464,6 +636,7 @@ async function main(): Promise<void> {
   const runE2e = args.suite === 'e2e' || args.suite === 'all';
   const runQueues = args.suite === 'queue' || args.suite === 'all';
   const runExchanges = args.suite === 'exchange' || args.suite === 'all';
+  const runSidecarSuite = args.suite === 'sidecar' || args.suite === 'all';
   const ctx: RunContext = { broker, sampler, admin };
 
   try {
@@ -567,13 +740,19 @@ async function main(): Promise<void> {
         rows.push(x.row);
       }
     }
+
+    if (runSidecarSuite) {
+      const s = await runSidecar(ctx);
+      results.sidecar = s.result;
+      rows.push(...s.rows);
+    }
   } finally {
     await admin.close().catch(() => {});
     sampler.stop();
     const cpus = os.cpus().length;
     for (const r of rows) {
       if (r.machineCpuPct === undefined) continue;
-      r.otherCpuPct = Math.max(0, r.machineCpuPct * cpus - (r.brokerCpuPct ?? 0) - (r.clientCpuPct ?? 0));
+      r.otherCpuPct = Math.max(0, r.machineCpuPct * cpus - (r.brokerCpuPct ?? 0) - (r.clientCpuPct ?? 0) - (r.sidecarCpuPct ?? 0));
       if (r.otherCpuPct > 30) r.note = `${r.note === undefined ? '' : `${r.note}; `}BUSY MACHINE (other CPU ${r.otherCpuPct.toFixed(0)}%): rerun`;
     }
     await broker.stop();
@@ -591,7 +770,7 @@ async function main(): Promise<void> {
     { workload: 'loopback TCP, 1 MiB writes', mbPerSec: machine.tcpMBps },
   ];
   const peakRssMb = sampler.peakRss / MiB;
-  const targets = checkTargets(rows, diskFsyncMeanMBps, peakRssMb, results.exchange);
+  const targets = checkTargets(rows, diskFsyncMeanMBps, peakRssMb, results.exchange, results.sidecar);
 
   const report = {
     started: started.toISOString(),
@@ -607,6 +786,13 @@ async function main(): Promise<void> {
       queue: { partitions: QUEUE_PARTITIONS, consumers: QUEUE_CONSUMERS, messageBytes: QUEUE_MESSAGE_BYTES, prefetch: args.prefetch, consumerMode: args.consumerMode, ack: 'per message (delivery.ack())' },
       exchange: { type: 'topic', bindings: EXCHANGE_BINDINGS, routingKey: EXCHANGE_ROUTING_KEY, matchingBindings: 1, sinkQueues: EXCHANGE_SINKS },
       publish: { callSize: args.publishCallSize, callsInFlight: args.publishCallsInFlight, messageBytes: QUEUE_MESSAGE_BYTES },
+      sidecar: {
+        messageBytes: SIDECAR_MESSAGE_BYTES,
+        publishInFlight: SIDECAR_PUBLISH_IN_FLIGHT,
+        subscription: { mode: 'ordered', guarantee: 'at-least-once', partitions: 1, maxInFlight: SIDECAR_MAX_IN_FLIGHT, latencyMaxInFlight: 'default' },
+        latencyRatePerSec: SIDECAR_LATENCY_RATE,
+        ack: 'per delivery',
+      },
       sizes,
       quick,
     },
@@ -628,7 +814,7 @@ async function main(): Promise<void> {
   process.stdout.write(`JSON: ${file}\n`);
 }
 
-function checkTargets(rows: Row[], diskFsyncMBps: number, peakRssMb: number, exchange: Results['exchange']): TargetCheck[] {
+function checkTargets(rows: Row[], diskFsyncMBps: number, peakRssMb: number, exchange: Results['exchange'], sidecar: SidecarRunResult | undefined): TargetCheck[] {
   const row = (w: string): Row | undefined => rows.find((r) => r.workload === w);
   const checks: TargetCheck[] = [];
   const p100 = row('produce 100 B × 1p');
@@ -662,6 +848,20 @@ function checkTargets(rows: Row[], diskFsyncMBps: number, peakRssMb: number, exc
       target: 'topic exchange with 1,000 bindings publishes no more than 20% below 1 binding',
       measured: `mean of ${x1000.perSec.length} runs each: ${fmt(x1000.meanPerSec)} vs ${fmt(x1.meanPerSec)} messages/s: ${(Math.abs(loss) * 100).toFixed(1)}% ${loss >= 0 ? 'lower' : 'higher'}`,
       met: loss <= 0.2,
+    });
+  }
+  if (sidecar !== undefined) {
+    const t = sidecar.throughput;
+    checks.push({
+      target: `sidecar >= 50,000 messages/s of ${SIDECAR_MESSAGE_BYTES} B end to end (PublishStream → Consume, ack each, 1 partition, ordered, at-least-once)`,
+      measured: `${Math.round(t.endToEndPerSec).toLocaleString('en-US')} messages/s, sidecar CPU ${t.sidecarCpuPct.toFixed(0)}%`,
+      met: t.endToEndPerSec >= 50_000,
+    });
+    const l = sidecar.latency;
+    checks.push({
+      target: `sidecar adds <= 1 ms to the end-to-end p99 at ${l.ratePerSec.toLocaleString('en-US')} messages/s`,
+      measured: `p99 ${l.sidecar.consumer.p99Ms.toFixed(2)} ms via sidecar vs ${l.direct.consumer.p99Ms.toFixed(2)} ms direct: ${l.addedP99Ms >= 0 ? '+' : ''}${l.addedP99Ms.toFixed(2)} ms`,
+      met: l.addedP99Ms <= 1,
     });
   }
   checks.push({ target: 'broker RSS < 300 MB', measured: `peak ${peakRssMb.toFixed(0)} MB`, met: peakRssMb < 300 });

@@ -3,12 +3,13 @@
  * Prints progress lines as `{"event":...}` and, last, one `{"result":...}` line on
  * stdout; exits non-zero with the error on stderr on failure.
  */
-import type { ConsumeConfig, DiskConfig, E2eConsumeConfig, E2eProduceConfig, ProduceConfig, PublishConfig, QueueConsumeConfig, TcpSourceConfig } from './bench-config.js';
+import type { ConsumeConfig, DiskConfig, E2eConsumeConfig, E2eProduceConfig, ProduceConfig, PublishConfig, QueueConsumeConfig, SidecarConsumeConfig, SidecarPublishConfig, TcpSourceConfig } from './bench-config.js';
 import { consumeCatchUp, consumeLatency, produceFixedRate, produceMaxRate } from './client-workloads.js';
 import { diskWrite, tcpSink, tcpSource } from './machine-limits.js';
 import { consumeQueue, publishMaxRate } from './queue-workloads.js';
+import { sidecarConsume, sidecarPublish } from './sidecar-workloads.js';
 
-export const WORKER_ROLES = ['produce', 'consume', 'e2e-produce', 'e2e-consume', 'publish', 'queue-consume', 'disk', 'tcp-sink', 'tcp-source'] as const;
+export const WORKER_ROLES = ['produce', 'consume', 'e2e-produce', 'e2e-consume', 'publish', 'queue-consume', 'sidecar-publish', 'sidecar-consume', 'disk', 'tcp-sink', 'tcp-source'] as const;
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 
 function emit(line: Record<string, unknown>): void {
@@ -33,6 +34,10 @@ async function run(role: WorkerRole, config: unknown): Promise<unknown> {
         () => emit({ event: 'ready' }),
         (acked) => emit({ event: 'progress', acked }),
       );
+    case 'sidecar-publish':
+      return sidecarPublish(config as SidecarPublishConfig);
+    case 'sidecar-consume':
+      return sidecarConsume(config as SidecarConsumeConfig, () => emit({ event: 'ready' }));
     case 'disk':
       return diskWrite(config as DiskConfig);
     case 'tcp-sink':

@@ -1,0 +1,177 @@
+/**
+ * Worker roles of the sidecar workload: an app publishing through the sidecar's
+ * PublishStream and an app receiving through its Consume stream, acking every
+ * delivery. Every payload starts with its wall-clock send time (float64 LE, ms)
+ * so the consumer measures end-to-end latency app → sidecar → broker → sidecar → app.
+ */
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { credentials } from '@grpc/grpc-js';
+import { SidecarClient } from '../sidecar/gen/kmq/sidecar/v1/sidecar.js';
+import type { ConsumeResponse, PublishStreamResponse } from '../sidecar/gen/kmq/sidecar/v1/sidecar.js';
+import type { LatencyResult, SidecarConsumeConfig, SidecarPublishConfig, SidecarPublishResult } from './bench-config.js';
+
+const wallClockMs = (): number => performance.timeOrigin + performance.now();
+
+function cpuSince(start: NodeJS.CpuUsage): { cpuUserMs: number; cpuSystemMs: number } {
+  const u = process.cpuUsage(start);
+  return { cpuUserMs: u.user / 1000, cpuSystemMs: u.system / 1000 };
+}
+
+/** Percentile of sorted values, nearest rank. */
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+/**
+ * Publishes `messages` payloads to a topic on one PublishStream, at most `inFlight`
+ * unanswered; with `ratePerSec`, each message goes when due (checked every 1 ms)
+ * instead of as fast as the window allows.
+ */
+export async function sidecarPublish(c: SidecarPublishConfig): Promise<SidecarPublishResult> {
+  const app = new SidecarClient(c.sidecar, credentials.createInsecure());
+  try {
+    const call = app.publishStream();
+    const filler = randomBytes(c.messageBytes);
+    const destination = { topic: c.topic };
+    let answered = 0;
+    let errors = 0;
+    let sent = 0;
+    let maxLag = 0;
+    let wake: (() => void) | undefined;
+    let failure: Error | undefined;
+    const ended = new Promise<void>((resolve) => {
+      call.on('data', (r: PublishStreamResponse) => {
+        answered++;
+        if (r.error !== undefined) errors++;
+        const w = wake;
+        wake = undefined;
+        w?.();
+      });
+      call.on('error', (err: Error) => {
+        failure = err;
+        wake?.();
+        resolve();
+      });
+      call.on('end', () => resolve());
+    });
+    const send = (): void => {
+      const payload = Buffer.allocUnsafe(c.messageBytes);
+      filler.copy(payload, 8, 8);
+      payload.writeDoubleLE(wallClockMs(), 0);
+      call.write({ id: sent++, message: { destination, payload, headers: {} } });
+    };
+    const cpu = process.cpuUsage();
+    const t0 = performance.now();
+    const firstPublishAt = wallClockMs();
+    while (sent < c.messages && failure === undefined) {
+      if (c.ratePerSec !== undefined) {
+        const now = performance.now();
+        const due = Math.min(c.messages, Math.floor(((now - t0) * c.ratePerSec) / 1000));
+        if (due > sent) {
+          const lag = now - t0 - ((sent + 1) * 1000) / c.ratePerSec;
+          if (lag > maxLag) maxLag = lag;
+        }
+        while (sent < due && sent - answered < c.inFlight) send();
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      } else {
+        while (sent < c.messages && sent - answered < c.inFlight) send();
+        // Let the stream flush and answers arrive before filling the window again.
+        if (sent < c.messages) await new Promise<void>((resolve) => (wake = resolve));
+      }
+    }
+    while (answered < sent && failure === undefined) await new Promise<void>((resolve) => (wake = resolve));
+    const elapsedMs = performance.now() - t0;
+    const used = cpuSince(cpu);
+    call.end();
+    await ended;
+    if (failure !== undefined) throw failure;
+    return { messages: answered, errors, elapsedMs, firstPublishAt, maxScheduleLagMs: maxLag, ...used };
+  } finally {
+    app.close();
+  }
+}
+
+/**
+ * Reads `messages` deliveries from a subscription on one Consume stream, acking
+ * each as it arrives; latency = receive wall clock − send time in the payload, for
+ * messages sent `warmupMs` after the first one. `onReady` once the stream started.
+ */
+export async function sidecarConsume(c: SidecarConsumeConfig, onReady: () => void): Promise<LatencyResult & { lastAckAt: number; redeliveries: number }> {
+  const app = new SidecarClient(c.sidecar, credentials.createInsecure());
+  try {
+    const call = app.consume();
+    const latencies = new Float64Array(c.messages);
+    let measured = 0;
+    let records = 0;
+    let redeliveries = 0;
+    let firstSend = -1;
+    let t0 = -1;
+    let cpu = process.cpuUsage();
+    let lastAckAt = 0;
+    await new Promise<void>((resolve, reject) => {
+      const deadline = setTimeout(() => {
+        call.cancel();
+        reject(new Error(`sidecar consume: ${records} of ${c.messages} deliveries in ${c.timeoutMs} ms`));
+      }, c.timeoutMs);
+      call.on('data', (r: ConsumeResponse) => {
+        if (r.started !== undefined) {
+          onReady();
+          return;
+        }
+        const d = r.delivery;
+        if (d === undefined) return;
+        const now = wallClockMs();
+        call.write({ ack: { deliveryId: d.deliveryId } });
+        if (d.attempt > 1) redeliveries++;
+        const v = d.payload;
+        if (v.length < 8) return;
+        const sentAt = v.readDoubleLE(0);
+        if (firstSend < 0) {
+          firstSend = sentAt;
+          t0 = performance.now();
+          cpu = process.cpuUsage();
+        }
+        records++;
+        if (sentAt - firstSend >= c.warmupMs && measured < latencies.length) latencies[measured++] = now - sentAt;
+        if (records >= c.messages) {
+          lastAckAt = wallClockMs();
+          clearTimeout(deadline);
+          resolve();
+        }
+      });
+      call.on('error', (err: Error) => {
+        clearTimeout(deadline);
+        reject(err);
+      });
+      call.write({ start: { subscription: c.subscription, maxInFlight: c.maxInFlight } });
+    });
+    const elapsedMs = performance.now() - t0;
+    const used = cpuSince(cpu);
+    // Half-close, then give the sidecar a moment to take the last acks before the channel goes.
+    call.end();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    call.cancel();
+    const sorted = latencies.subarray(0, measured).sort();
+    let sum = 0;
+    for (const x of sorted) sum += x;
+    return {
+      records,
+      measured,
+      elapsedMs,
+      p50Ms: percentile(sorted, 0.5),
+      p95Ms: percentile(sorted, 0.95),
+      p99Ms: percentile(sorted, 0.99),
+      p999Ms: percentile(sorted, 0.999),
+      maxMs: measured === 0 ? NaN : sorted[measured - 1]!,
+      meanMs: measured === 0 ? NaN : sum / measured,
+      lastAckAt,
+      redeliveries,
+      ...used,
+    };
+  } finally {
+    app.close();
+  }
+}
