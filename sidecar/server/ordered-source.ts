@@ -22,12 +22,11 @@ const partitionKey = (topic: string, partition: number): string => `${topic}\u00
  * history, before it counts as done.
  *
  * Commits: an OffsetCommitTracker per partition records deliveries and acks (in any
- * order); a commit stores the trackers' committable offsets, which never pass an
- * unacknowledged record. The client commits positions only at batch boundaries, so
- * commits happen once a batch is done, when a tracker's count or time batch is full
- * (or a timer finds it due while no batch is held), and at close. A batch cut short
- * by close() has its acknowledged prefix committed after the consumer left the
- * group (an offset reset of the then memberless group); the rest comes again.
+ * order); a commit stores the trackers' committable offsets (Consumer.commitOffsets),
+ * which never pass an unacknowledged record, also in the middle of a batch. A commit
+ * starts when a tracker's count batch fills (checked on each ack), when its interval
+ * passed (checked by a timer and at the end of a batch), and at close, before the
+ * group is left. One commit runs at a time; a commit asked for meanwhile runs after it.
  */
 export class OrderedSource implements DeliverySource {
   private readonly consumer: Consumer;
@@ -35,13 +34,13 @@ export class OrderedSource implements DeliverySource {
   private readonly timers = new Set<NodeJS.Timeout>();
   private endBatch: (() => void) | undefined;
   private committing: Promise<void> | undefined;
+  /** A commit was asked for while one ran: run another once it is done. */
+  private commitAgain = false;
   private readonly trackers = new Map<string, OffsetCommitTracker>();
-  /** True while a fetched batch is being handed out (its records are not all done). */
-  private holdingBatch = false;
   private commitTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly client: KmqClient,
+    client: KmqClient,
     private readonly sub: CompiledSubscription,
     private readonly maxInFlight: number,
     private readonly deadLetters: DeadLetterTopics,
@@ -73,14 +72,22 @@ export class OrderedSource implements DeliverySource {
     return t;
   }
 
-  /** Called between batches only: then every delivered record is done, and the client's positions equal the trackers'. */
+  /** Commits every owned partition's committable offset that moved; a failure only logs. */
   private async commit(): Promise<void> {
-    const due = [...this.trackers.values()].filter((t) => t.hasUncommitted);
+    const owned = new Set(this.consumer.assignment().map((tp) => partitionKey(tp.topic, tp.partition)));
+    const due: OffsetCommitTracker[] = [];
+    const offsets: Array<{ topic: string; partition: number; offset: number }> = [];
+    for (const [key, t] of this.trackers) {
+      if (!t.hasUncommitted || !owned.has(key)) continue;
+      due.push(t);
+      offsets.push({ topic: t.topic, partition: t.partition, offset: t.committable() });
+    }
     if (due.length === 0) return;
     try {
-      await this.consumer.commit();
-      for (const t of due) {
-        t.markCommitted(t.committable());
+      await this.consumer.commitOffsets(offsets);
+      for (let i = 0; i < due.length; i++) {
+        const t = due[i]!;
+        t.markCommitted(offsets[i]!.offset);
         this.probe.commitLag(t.topic, t.partition, t.lastDelivered + 1 - t.committed);
       }
     } catch (err) {
@@ -90,7 +97,7 @@ export class OrderedSource implements DeliverySource {
   }
 
   private commitIfDue(): void {
-    if (this.closed || this.holdingBatch || this.committing !== undefined) return;
+    if (this.closed || this.committing !== undefined) return;
     const now = Date.now();
     for (const t of this.trackers.values()) {
       if (t.shouldCommit(now)) {
@@ -100,8 +107,18 @@ export class OrderedSource implements DeliverySource {
     }
   }
 
+  /** Starts a commit, or asks the running one to be followed by another; resolves when both are done. */
   private startCommit(): Promise<void> {
-    const p = this.commit().finally(() => {
+    if (this.committing !== undefined) {
+      this.commitAgain = true;
+      return this.committing;
+    }
+    const p = (async () => {
+      do {
+        this.commitAgain = false;
+        await this.commit();
+      } while (this.commitAgain);
+    })().finally(() => {
       if (this.committing === p) this.committing = undefined;
     });
     this.committing = p;
@@ -123,7 +140,6 @@ export class OrderedSource implements DeliverySource {
     let inFlight = 0;
     let remaining = records.length;
     let holding = 0;
-    this.holdingBatch = true;
     return new Promise<void>((resolve) => {
       this.endBatch = resolve;
       const pump = (): void => {
@@ -150,7 +166,6 @@ export class OrderedSource implements DeliverySource {
         }
         if (remaining === 0) {
           this.endBatch = undefined;
-          this.holdingBatch = false;
           this.probe.commitLag(batch.topic, batch.partition, tracker.lastDelivered + 1 - tracker.committed);
           const now = Date.now();
           let due = false;
@@ -173,6 +188,8 @@ export class OrderedSource implements DeliverySource {
         histories?.delete(i);
         inFlight--;
         remaining--;
+        // A count batch filled mid-batch commits now, up to the first record not done.
+        if (remaining > 0 && tracker.shouldCommit()) this.commitIfDue();
         pump();
       };
       const later = (i: number, attempt: number, delayMs: number): void => {
@@ -246,33 +263,10 @@ export class OrderedSource implements DeliverySource {
     clearInterval(this.commitTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    const cutShort = this.holdingBatch;
     this.endBatch?.();
     this.endBatch = undefined;
-    await this.committing;
-    // Between batches every delivered record is done: commit what is left.
-    if (!cutShort) await this.commit();
+    // Every acknowledged prefix, a batch cut short included, is committed while the partitions are still owned.
+    await this.startCommit();
     await this.consumer.close();
-    if (cutShort) await this.commitAfterLeave();
-  }
-
-  /**
-   * The client commits only at batch boundaries; a batch cut short commits its
-   * acknowledged prefix by resetting the group's offsets once this consumer left.
-   * With another member in the group (another sidecar) that fails, and the prefix
-   * comes again: at-least-once still holds.
-   */
-  private async commitAfterLeave(): Promise<void> {
-    for (const t of this.trackers.values()) {
-      if (!t.hasUncommitted) continue;
-      const offset = t.committable();
-      try {
-        await this.client.admin().resetOffsets(this.sub.name, t.topic, 'offset', offset, { partitions: [t.partition] });
-        t.markCommitted(offset);
-        this.probe.commitLag(t.topic, t.partition, t.lastDelivered + 1 - t.committed);
-      } catch (err) {
-        this.log.warn({ subscription: this.sub.name, topic: t.topic, partition: t.partition, offset, err: (err as Error).message }, 'Final offset commit failed; these records will be delivered again');
-      }
-    }
   }
 }

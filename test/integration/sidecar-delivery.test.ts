@@ -375,7 +375,7 @@ describe('sidecar delivery: per-key order on an ordered Consume stream', () => {
 });
 
 describe('sidecar delivery: ordered commits', () => {
-  it('never commits past an unacked record, whatever the ack order', async () => {
+  it('commits the contiguous acked point while acks are outstanding, never past an unacked record, whatever the ack order', async () => {
     const topic = name('rand');
     const { sidecar, client } = await startSidecar([{ name: topic, topic, maxInFlight: 40, commit: { maxCount: 5, intervalMs: 20 } }]);
     const total = 300;
@@ -392,17 +392,38 @@ describe('sidecar delivery: ordered commits', () => {
     const violations: string[] = [];
     let polls = 0;
     let polling = true;
+    // The highest commit seen while some delivered record was still unacked.
+    let committedWhileOutstanding = 0;
     const poller = (async () => {
       while (polling) {
-        const c = await committed(topic, topic);
+        const outstanding = acked.size < total;
+        // A read failing once the suite tore down (after a failed assertion) ends the poller.
+        const c = await committed(topic, topic).catch(() => undefined);
+        if (c === undefined) break;
         polls++;
+        // Still outstanding after the answer: the read saw a commit made before the last ack.
+        if (outstanding && acked.size < total) committedWhileOutstanding = Math.max(committedWhileOutstanding, c);
         for (let o = 0; o < c; o++) if (!acked.has(o)) violations.push(`committed ${c} while offset ${o} was unacked`);
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
 
+    // One record in the middle is held back until everything else is acked: the
+    // commit must still reach it (mid-batch) and stop there.
+    const pinned = 150;
+    let pinnedDelivery: Delivery | undefined;
     const random = prng(0x5eed);
     while (acked.size < total) {
+      if (pinnedDelivery !== undefined && acked.size === total - 1) {
+        await until('the commit reaches the held-back record', async () => {
+          const c = await committed(topic, topic);
+          committedWhileOutstanding = Math.max(committedWhileOutstanding, c);
+          return c >= pinned;
+        });
+        acked.add(pinned);
+        call.write({ ack: { deliveryId: pinnedDelivery.deliveryId } });
+        break;
+      }
       if (held.length === 0) {
         await new Promise((r) => setTimeout(r, 2));
         continue;
@@ -410,7 +431,12 @@ describe('sidecar delivery: ordered commits', () => {
       // Ack a random held delivery, so acks arrive in a shuffled order.
       const i = Math.floor(random() * held.length);
       const d = held.splice(i, 1)[0]!;
-      acked.add(Number(d.source!.offset));
+      const offset = Number(d.source!.offset);
+      if (offset === pinned) {
+        pinnedDelivery = d;
+        continue;
+      }
+      acked.add(offset);
       call.write({ ack: { deliveryId: d.deliveryId } });
       if (random() < 0.3) await new Promise((r) => setTimeout(r, 1));
     }
@@ -420,6 +446,7 @@ describe('sidecar delivery: ordered commits', () => {
     call.end();
     expect(violations).toEqual([]);
     expect(polls).toBeGreaterThan(3);
+    expect(committedWhileOutstanding).toBe(pinned);
     expect(metric(await metrics(sidecar), `kmq_sidecar_commit_lag_records{subscription="${topic}",topic="${topic}",partition="0"}`)).toBe(0);
     client.close();
   });
