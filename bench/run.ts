@@ -293,6 +293,8 @@ interface SidecarRunResult {
     endToEndPerSec: number;
     /** The sidecar's CPU over endToEndMs, % of one core. */
     sidecarCpuPct: number;
+    /** Produce requests the broker answered during the phase (the sidecar's producer batches). */
+    produceRequests: number;
   };
   latency: {
     ratePerSec: number;
@@ -512,14 +514,14 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
     );
     const [p, c] = await Promise.all([publisher.result, consumer.result]);
     const sidecarCpuMs = sidecarSampler.cpuMs() - sidecarCpu0;
-    const { produceRequests: _none, brokerProduceMs: _unused, ...b } = await phase.end();
+    const { produceRequests, ...b } = await phase.end();
     const endToEndMs = c.lastAckAt - p.firstPublishAt;
     const tputSidecarCpuPct = (sidecarCpuMs / endToEndMs) * 100;
     const clientCpu = ((p.cpuUserMs + p.cpuSystemMs + c.cpuUserMs + c.cpuSystemMs) / endToEndMs) * 100;
     const tputProblems = [];
     if (p.errors > 0) tputProblems.push(`${p.errors} publish errors`);
     if (c.redeliveries > 0) tputProblems.push(`${c.redeliveries} redeliveries`);
-    const throughput: SidecarRunResult['throughput'] = { publisher: p, consumer: c, endToEndMs, endToEndPerSec: c.records / (endToEndMs / 1000), sidecarCpuPct: tputSidecarCpuPct };
+    const throughput: SidecarRunResult['throughput'] = { publisher: p, consumer: c, endToEndMs, endToEndPerSec: c.records / (endToEndMs / 1000), sidecarCpuPct: tputSidecarCpuPct, produceRequests };
     const rows: Row[] = [
       {
         workload: `sidecar ${SIDECAR_MESSAGE_BYTES} B × 1p`,
@@ -528,7 +530,7 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
         clientCpuPct: clientCpu,
         sidecarCpuPct: tputSidecarCpuPct,
         ...b,
-        note: `end to end, PublishStream ${SIDECAR_PUBLISH_IN_FLIGHT} in flight, Consume max in flight ${SIDECAR_MAX_IN_FLIGHT}, ack each; sidecar CPU ${tputSidecarCpuPct.toFixed(0)}%; publish alone ${Math.round(p.messages / (p.elapsedMs / 1000)).toLocaleString('en-US')}/s${tputProblems.length > 0 ? `; ${tputProblems.join(', ')}` : ''}`,
+        note: `end to end, PublishStream ${SIDECAR_PUBLISH_IN_FLIGHT} in flight, Consume max in flight ${SIDECAR_MAX_IN_FLIGHT}, ack each; sidecar CPU ${tputSidecarCpuPct.toFixed(0)}%; ${(p.messages / Math.max(1, produceRequests)).toFixed(1)} messages per produce request; publish alone ${Math.round(p.messages / (p.elapsedMs / 1000)).toLocaleString('en-US')}/s${tputProblems.length > 0 ? `; ${tputProblems.join(', ')}` : ''}`,
       },
     ];
 
