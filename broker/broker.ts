@@ -11,7 +11,7 @@ import { TopicManager } from './topics/topic-manager.js';
 import { CompactedStore } from './partition/compacted-store.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { BrokerProbe } from './metrics/broker-probe.js';
-import { HealthServer } from './http/health-server.js';
+import { HealthServer } from '../lib/health-server.js';
 import { RequestHandlers } from './server/request-handlers.js';
 import { ClientConnection } from './server/client-connection.js';
 import { ProducerIdAllocator } from './server/producer-id-allocator.js';

@@ -1,5 +1,3 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The metrics of one subscription, label children resolved once (no label lookup per record). */
@@ -91,52 +89,5 @@ export class SidecarProbe {
       handled: (seconds) => handler.observe(seconds),
       commitLag: (topic, partition, records) => lag.set({ subscription: name, topic, partition: String(partition) }, records),
     };
-  }
-}
-
-/** /metrics (Prometheus text), /healthz (process alive) and /readyz (serving). */
-export class SidecarHttpServer {
-  private readonly server: http.Server;
-
-  constructor(
-    private readonly registry: Registry,
-    private readonly ready: () => boolean,
-  ) {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-  }
-
-  /** Resolves with the bound port. */
-  listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as AddressInfo).port);
-      });
-    });
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = (req.url ?? '/').split('?')[0];
-    if (url === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    } else if (url === '/readyz') {
-      const ready = this.ready();
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
-    } else if (url === '/metrics') {
-      try {
-        const body = await this.registry.metrics();
-        res.writeHead(200, { 'content-type': this.registry.contentType }).end(body);
-      } catch (err) {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`);
-      }
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    }
   }
 }

@@ -6,7 +6,8 @@ import { ErrorCode, KmqClient, KmqError } from '../../client/index.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CompiledSidecarOptions } from '../config.js';
 import type { ProcessedKeyStore } from '../delivery/idempotency.js';
-import { SidecarHttpServer, SidecarProbe } from '../metrics.js';
+import { SidecarProbe } from '../metrics.js';
+import { HealthServer } from '../../lib/health-server.js';
 import { SidecarService } from '../gen/kmq/sidecar/v1/sidecar.js';
 import type { PublishRequest, PublishResponse, PublishStreamRequest, PublishStreamResponse, SidecarServer as SidecarHandlers } from '../gen/kmq/sidecar/v1/sidecar.js';
 import { ConsumeService } from './consume.js';
@@ -46,7 +47,7 @@ export class SidecarGrpcServer {
     private readonly consume: ConsumeService,
     private readonly pipelines: ReadonlyMap<string, DeliveryPipeline>,
     private readonly pushes: readonly PushSubscription[],
-    private readonly http: SidecarHttpServer,
+    private readonly http: HealthServer,
     private readonly health: HealthImplementation,
     /** The bound port (the real one when options.port was 0). */
     readonly port: number,
@@ -85,7 +86,7 @@ export class SidecarGrpcServer {
       server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err === null ? resolve(bound) : reject(err)));
     });
     let ready = true;
-    const http = new SidecarHttpServer(probe.registry, () => ready);
+    const http = new HealthServer(probe.registry, () => ready);
     let metricsPort: number;
     try {
       metricsPort = await http.listen(options.host, options.metricsPort);

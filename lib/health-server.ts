@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
-/** /metrics (Prometheus text), /healthz (process alive) and /readyz (serving requests). */
+/** The HTTP side of every kmq process: /metrics (Prometheus text), /healthz (process alive) and /readyz (serving requests). */
 export class HealthServer {
   private readonly server: http.Server;
 
