@@ -1,7 +1,7 @@
 import readline from 'node:readline';
 import type { Command } from 'commander';
 import type { ProducerRecord, AcksMode } from '../../client/index.js';
-import { intArg } from '../args.js';
+import { intArg, lineSplitter } from '../args.js';
 import { withBroker, withClient } from '../connect.js';
 import type { CommonFlags } from '../connect.js';
 import { CliError } from '../output.js';
@@ -25,20 +25,11 @@ export function registerProduceCommand(program: Command): void {
     .option('--acks <mode>', 'none | leader | all', 'leader')
     .option('--linger-ms <ms>', 'how long a batch waits for more records', '5')
     .action(async (topic: string, f: ProduceFlags) => {
-      if (f.key !== undefined && f.keySeparator !== undefined) throw new CliError('use --key or --key-separator, not both');
-      if (f.keySeparator === '') throw new CliError('--key-separator must not be empty');
+      const split = lineSplitter(f.key, f.keySeparator);
       if (!['none', 'leader', 'all'].includes(f.acks)) throw new CliError(`--acks must be none, leader or all, got "${f.acks}"`);
       const partition = f.partition === undefined ? undefined : intArg('--partition', f.partition, 0);
       const toRecord = (line: string): ProducerRecord => {
-        let key: string | undefined = f.key;
-        let value = line;
-        if (f.keySeparator !== undefined) {
-          const at = line.indexOf(f.keySeparator);
-          if (at >= 0) {
-            key = line.slice(0, at);
-            value = line.slice(at + f.keySeparator.length);
-          }
-        }
+        const { key, value } = split(line);
         const r: ProducerRecord = { value };
         if (key !== undefined) r.key = key;
         if (partition !== undefined) r.partition = partition;

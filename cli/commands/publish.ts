@@ -2,6 +2,7 @@ import readline from 'node:readline';
 import type { Command } from 'commander';
 import { destinationFromWire, formatDestination } from '../../client/index.js';
 import type { PublishMessage, PublishResponse, PublishTarget } from '../../client/index.js';
+import { lineSplitter } from '../args.js';
 import { withBroker, withClient } from '../connect.js';
 import type { CommonFlags } from '../connect.js';
 import { CliError } from '../output.js';
@@ -69,21 +70,12 @@ export function registerPublishCommand(program: Command): void {
     .option('--key-separator <sep>', 'split each line at the first <sep> into key and value')
     .action(async (f: PublishFlags) => {
       const target = publishTargetFrom(f);
-      if (f.key !== undefined && f.keySeparator !== undefined) throw new CliError('use --key or --key-separator, not both');
-      if (f.keySeparator === '') throw new CliError('--key-separator must not be empty');
+      const split = lineSplitter(f.key, f.keySeparator);
       // Headers go on every record too, so consumers see what headers exchanges matched on.
       const headers = parseHeaderFlags('--header', f.header);
       const recordHeaders = Object.keys(headers).length > 0 ? headers : undefined;
       const toMessage = (line: string): PublishMessage => {
-        let key: string | undefined = f.key;
-        let value = line;
-        if (f.keySeparator !== undefined) {
-          const at = line.indexOf(f.keySeparator);
-          if (at >= 0) {
-            key = line.slice(0, at);
-            value = line.slice(at + f.keySeparator.length);
-          }
-        }
+        const { key, value } = split(line);
         const m: PublishMessage = { value };
         if (key !== undefined) m.key = key;
         if (recordHeaders !== undefined) m.headers = recordHeaders;
