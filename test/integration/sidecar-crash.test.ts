@@ -38,13 +38,29 @@ function publish(client: SidecarClient, req: Partial<PublishRequest>): Promise<P
   return new Promise((resolve, reject) => client.publish(full, (err, res) => (err === null ? resolve(res) : reject(err))));
 }
 
-function consume(client: SidecarClient, subscription: string): { call: ClientDuplexStream<ConsumeRequest, ConsumeResponse>; got: Delivery[] } {
+function consume(client: SidecarClient, subscription: string): { call: ClientDuplexStream<ConsumeRequest, ConsumeResponse>; got: Delivery[]; started: Promise<boolean> } {
   const call = client.consume();
   const got: Delivery[] = [];
-  call.on('data', (r: ConsumeResponse) => r.delivery !== undefined && got.push(r.delivery));
-  call.on('error', () => {});
+  const started = new Promise<boolean>((resolve) => {
+    call.on('data', (r: ConsumeResponse) => {
+      if (r.started !== undefined) resolve(true);
+      if (r.delivery !== undefined) got.push(r.delivery);
+    });
+    call.on('error', () => resolve(false));
+  });
   call.write({ start: { subscription, maxInFlight: 0 } });
-  return { call, got };
+  return { call, got, started };
+}
+
+/** Opens a Consume stream as a restarted app would: while the old stream is still closing, the ordered subscription is busy, so try again. */
+async function reconnect(client: SidecarClient, subscription: string): Promise<ReturnType<typeof consume>> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const s = consume(client, subscription);
+    if (await s.started) return s;
+    if (Date.now() > deadline) throw new Error(`could not reopen a Consume stream on ${subscription}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -73,7 +89,7 @@ describe('sidecar failures with effectively-once', () => {
     expect((await admin.admin().fetchOffsets(topic)).find((o) => o.topic === topic)?.offset ?? -1).toBeLessThan(1);
 
     const second = await sidecarFor(topic);
-    const s2 = consume(second.client, topic);
+    const s2 = await reconnect(second.client, topic);
     await publish(second.client, { destination: { topic }, payload: Buffer.from('order-2'), idempotencyKey: `order-2-${run}` });
     await until('the next message', () => s2.got.length >= 1);
     // order-1 came back from the log (not committed) but the sidecar skipped it.
@@ -92,7 +108,7 @@ describe('sidecar failures with effectively-once', () => {
     // The app process goes away before answering.
     dying.call.cancel();
 
-    const back = consume(client, topic);
+    const back = await reconnect(client, topic);
     await until('redelivery', () => back.got.length === 1, 30_000);
     expect(back.got[0]!.payload.toString()).toBe('job-1');
     back.call.write({ ack: { deliveryId: back.got[0]!.deliveryId } });
