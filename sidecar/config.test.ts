@@ -63,6 +63,44 @@ describe('compileSidecarOptions', () => {
     expect(compile({ port: 0 }).metricsPort).toBe(0);
   });
 
+  it('compiles retry: in place by default, or through a retry topic named after the subscription', () => {
+    const c = compile({
+      subscriptions: [
+        { name: 'billing', topic: 'orders' },
+        { name: 'audit', topic: 'orders', retry: { mode: 'topic' } },
+        { name: 'ship', topic: 'orders', retry: { mode: 'topic', topic: 'ship-later' }, deadLetterTopic: 'ship-dead' },
+        { name: 'plain', topic: 'orders', retry: { mode: 'in-place' } },
+        { name: 'emails', queue: 'emails' },
+      ],
+    });
+    expect(c.subscriptions.get('billing')!.retry).toEqual({ mode: 'in-place' });
+    expect(c.subscriptions.get('audit')!.retry).toEqual({ mode: 'topic', topic: 'audit.retry', group: 'audit.retry' });
+    expect(c.subscriptions.get('ship')!.retry).toEqual({ mode: 'topic', topic: 'ship-later', group: 'ship.retry' });
+    expect(c.subscriptions.get('plain')!.retry).toEqual({ mode: 'in-place' });
+    expect(c.subscriptions.get('emails')!.retry).toEqual({ mode: 'in-place' });
+    expect(compile({ subscriptions: [{ name: 'a', topic: 't', retry: {} }] }).subscriptions.get('a')!.retry).toEqual({ mode: 'in-place' });
+  });
+
+  it('names the bad retry setting', () => {
+    const bad: Array<[SidecarOptions, string]> = [
+      [{ subscriptions: [{ name: 'a', queue: 'q', retry: { mode: 'topic' } }] }, 'Invalid option subscriptions[0] (a).retry: applies to ordered subscriptions; a shared subscription or a queue retries by releasing the message with a delay'],
+      [{ subscriptions: [{ name: 'a', topic: 't', mode: 'shared', retry: { mode: 'in-place' } }] }, 'Invalid option subscriptions[0] (a).retry: applies to ordered subscriptions'],
+      [{ subscriptions: [{ name: 'a', topic: 't', retry: { mode: 'later' as 'topic' } }] }, 'Invalid option subscriptions[0] (a).retry.mode: must be one of in-place, topic'],
+      [{ subscriptions: [{ name: 'a', topic: 't', retry: { mode: 'in-place', topic: 'r' } }] }, "Invalid option subscriptions[0] (a).retry.topic: applies to retry.mode 'topic'"],
+      [{ subscriptions: [{ name: 'a', topic: 't', retry: { topic: 'r' } }] }, "Invalid option subscriptions[0] (a).retry.topic: applies to retry.mode 'topic'"],
+      [{ subscriptions: [{ name: 'a', topic: 't', retry: { mode: 'topic', topic: 'no spaces' } }] }, 'Invalid option subscriptions[0] (a).retry.topic: must be 1-200 letters'],
+      [{ subscriptions: [{ name: 'a', topic: 't', retry: { mode: 'topic', topic: 't' } }] }, 'Invalid option subscriptions[0] (a).retry.topic: must differ from the topic consumed'],
+      [{ subscriptions: [{ name: 'a', topic: 't', retry: { mode: 'topic', topic: 'a.dlq' } }] }, 'Invalid option subscriptions[0] (a).retry.topic: must differ from the dead-letter topic'],
+      [{ subscriptions: [{ name: 'a', topic: 't', retry: { mode: 'topic', delayMs: 5 } as never }] }, 'Invalid option subscriptions[0] (a).retry.delayMs: is not a setting'],
+      [{ subscriptions: [{ name: 'a', topic: 't', retry: 'topic' as never }] }, 'Invalid option subscriptions[0] (a).retry: must be an object'],
+      [
+        { subscriptions: [{ name: 'a', topic: 't', retry: { mode: 'topic' } }, { name: 'a.retry', topic: 't' }] },
+        'Invalid option subscriptions[0] (a).retry.mode: needs the consumer group "a.retry" for its retry topic, and a subscription has that name',
+      ],
+    ];
+    for (const [o, message] of bad) expect(() => compile(o), JSON.stringify(o)).toThrow(message);
+  });
+
   it('names the bad setting', () => {
     const bad: Array<[SidecarOptions, string]> = [
       [{ port: 70000 }, 'Invalid option port: must be an integer in [0, 65535] (got 70000)'],

@@ -40,6 +40,8 @@ export interface SubscriptionConfig {
   retryPolicy?: RetryPolicy;
   /** Ordered: the topic dead letters go to. Default `<name>.dlq` (created when missing). */
   deadLetterTopic?: string;
+  /** Ordered: how a failed record waits for its next attempt. Default `{mode: in-place}`. */
+  retry?: RetrySettings;
   /**
    * The DLQPolicy shape of retryPolicy (`{maxAttempts, backoff: {initial, max, multiplier,
    * jitter}, handlerTimeoutMs}`); give one of the two.
@@ -56,6 +58,27 @@ export interface SubscriptionConfig {
   /** Ordered: offset commits batched by count and time (and on shutdown). Defaults 1000 records, 1 s. */
   commit?: { maxCount?: number; intervalMs?: number | string };
 }
+
+/**
+ * How an ordered subscription retries. `in-place` (default): the record is delivered
+ * again after its backoff while its partition waits, so per-key order is kept.
+ * `topic`: the record is written to a retry topic with its next attempt, due time,
+ * origin and failure history, and counts as done at its source, so the partition
+ * moves on (per-key order is NOT kept); a consumer group `<name>.retry` reads the
+ * retry topic and delivers each record on the same stream once it is due.
+ */
+export interface RetrySettings {
+  /** `in-place` (default) or `topic`. */
+  mode?: RetryMode;
+  /** mode topic: the retry topic. Default `<name>.retry` (created when missing, 1 partition). */
+  topic?: string;
+}
+
+/** Where a failed record of an ordered subscription waits for its next attempt. */
+export type RetryMode = 'in-place' | 'topic';
+
+/** RetrySettings compiled: the retry topic and its consumer group with mode topic. */
+export type CompiledRetry = { mode: 'in-place' } | { mode: 'topic'; topic: string; group: string };
 
 /** A DLQPolicy resource's spec. */
 export interface DlqPolicy {
@@ -97,6 +120,8 @@ export interface CompiledSubscription {
   startFrom: 'earliest' | 'latest';
   retryPolicy: CompiledRetryPolicy;
   deadLetterTopic: string;
+  /** Ordered: in place, or through a retry topic; a shared subscription is always `in-place` (it nacks with a delay). */
+  retry: CompiledRetry;
   guarantee: DeliveryGuarantee;
   idempotencyKeyHeader: string;
   processedKeyTtlMs: number;
@@ -130,6 +155,7 @@ const SUBSCRIPTION_KEYS: ReadonlySet<string> = new Set([
   'startFrom',
   'retryPolicy',
   'deadLetterTopic',
+  'retry',
   'dlqPolicy',
   'guarantee',
   'idempotencyKeyHeader',
@@ -175,6 +201,25 @@ function retryPolicyOf(s: SubscriptionConfig, where: string): CompiledRetryPolic
   return compileRetryPolicy(policy, `${where}.dlqPolicy`);
 }
 
+const IN_PLACE: CompiledRetry = Object.freeze({ mode: 'in-place' });
+
+function retryOf(s: SubscriptionConfig, where: string, name: string, mode: SubscriptionMode, sourceTopic: string, deadLetterTopic: string): CompiledRetry {
+  if (s.retry === undefined) return IN_PLACE;
+  if (mode === 'shared') {
+    throw invalidSetting(`${where}.retry`, 'applies to ordered subscriptions; a shared subscription or a queue retries by releasing the message with a delay', s.retry);
+  }
+  const r = objectSetting(`${where}.retry`, s.retry, new Set(['mode', 'topic'])) as RetrySettings;
+  const retryMode = oneOfSetting<RetryMode>(`${where}.retry.mode`, r.mode, 'in-place', ['in-place', 'topic']);
+  if (retryMode === 'in-place') {
+    if (r.topic !== undefined) throw invalidSetting(`${where}.retry.topic`, "applies to retry.mode 'topic'", r.topic);
+    return IN_PLACE;
+  }
+  const topic = r.topic === undefined ? `${name}.retry` : nameSetting(`${where}.retry.topic`, r.topic);
+  if (topic === sourceTopic) throw invalidSetting(`${where}.retry.topic`, 'must differ from the topic consumed', r.topic);
+  if (topic === deadLetterTopic) throw invalidSetting(`${where}.retry.topic`, 'must differ from the dead-letter topic', r.topic ?? topic);
+  return { mode: 'topic', topic, group: `${name}.retry` };
+}
+
 function pushPortOf(s: SubscriptionConfig, where: string, appPort: number): number | undefined {
   if (s.delivery === undefined) return undefined;
   const d = objectSetting(`${where}.delivery`, s.delivery, new Set(['push']));
@@ -200,6 +245,7 @@ function compileSubscription(s: SubscriptionConfig, i: number, appPort: number):
   if (s.deadLetterTopic !== undefined && mode === 'shared') {
     throw invalidSetting(`${where}.deadLetterTopic`, "applies to ordered subscriptions; a shared one dead-letters to its queue's dead-letter queue", s.deadLetterTopic);
   }
+  const retry = retryOf(s, where, name, mode, source.name, deadLetterTopic);
   return {
     name,
     source,
@@ -208,6 +254,7 @@ function compileSubscription(s: SubscriptionConfig, i: number, appPort: number):
     startFrom: oneOfSetting(`${where}.startFrom`, s.startFrom, 'earliest', ['earliest', 'latest'] as const),
     retryPolicy: retryPolicyOf(s, where),
     deadLetterTopic,
+    retry,
     guarantee: compileGuarantee(s.guarantee, `${where}.guarantee`),
     idempotencyKeyHeader: stringSetting(`${where}.idempotencyKeyHeader`, s.idempotencyKeyHeader, IDEMPOTENCY_KEY_HEADER),
     processedKeyTtlMs: durationMs(`${where}.processedKeyTtlMs`, s.processedKeyTtlMs, 86_400_000, 1, 365 * 86_400_000),
@@ -249,6 +296,12 @@ export function compileSidecarOptions(o: SidecarOptions = {}, env: NodeJS.Proces
     if (subscriptions.has(c.name)) throw invalidSetting(`subscriptions[${i}].name`, 'is used by an earlier subscription', c.name);
     subscriptions.set(c.name, c);
   });
+  // A retry topic's consumer group must not be another subscription's group.
+  for (const [i, c] of [...subscriptions.values()].entries()) {
+    if (c.retry.mode === 'topic' && subscriptions.has(c.retry.group)) {
+      throw invalidSetting(`subscriptions[${i}] (${c.name}).retry.mode`, `needs the consumer group "${c.retry.group}" for its retry topic, and a subscription has that name`, 'topic');
+    }
+  }
   const port = portSetting('port', o.port, DEFAULT_SIDECAR_PORT);
   return {
     brokers,

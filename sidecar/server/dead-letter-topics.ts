@@ -21,9 +21,10 @@ export interface FailureHistory {
 }
 
 /**
- * Writes dead letters of ordered subscriptions to their dead-letter topics,
- * creating a topic (1 partition) the first time it is needed. The record keeps its
- * key, value and headers, plus x-kmq-dlq-* headers naming its origin.
+ * Writes dead letters of ordered subscriptions to their dead-letter topics, and
+ * retried records to their retry topics, creating a topic (1 partition) the first
+ * time it is needed. A dead letter keeps its key, value and headers, plus
+ * x-kmq-dlq-* headers naming its origin.
  */
 export class DeadLetterTopics {
   private readonly ensured = new Map<string, Promise<void>>();
@@ -57,11 +58,17 @@ export class DeadLetterTopics {
     await this.producer.sendOne(topic, { key: record.key, value: record.value, headers });
   }
 
-  private ensure(topic: string): Promise<void> {
+  /** Appends a record to `topic` (created when missing); resolves once it is stored. */
+  async append(topic: string, record: { key: Buffer | null; value: Buffer | null; headers: RecordHeader[] }): Promise<void> {
+    await this.ensure(topic);
+    await this.producer.sendOne(topic, record);
+  }
+
+  /** Creates `topic` (1 partition) unless it exists; a failure is tried again by the next call. */
+  ensure(topic: string): Promise<void> {
     let p = this.ensured.get(topic);
     if (p === undefined) {
       p = this.client.admin().createTopic(topic, { partitions: 1, ifNotExists: true });
-      // A failed creation is tried again by the next dead letter.
       p.catch(() => this.ensured.delete(topic));
       this.ensured.set(topic, p);
     }

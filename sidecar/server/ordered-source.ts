@@ -1,150 +1,153 @@
-import type { Consumer, ConsumerBatch, DecodedRecord, KmqClient } from '../../client/index.js';
+import type { Consumer, ConsumerBatch, KmqClient, RecordHeader } from '../../client/index.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CompiledSubscription } from '../config.js';
-import { OffsetCommitTracker } from '../delivery/offset-commit-tracker.js';
 import { HandlerOutcome } from '../delivery/retry-policy.js';
+import type { Source } from '../gen/kmq/sidecar/v1/sidecar.js';
 import type { SubscriptionProbe } from '../metrics.js';
 import type { DeadLetterTopics, FailureHistory } from './dead-letter-topics.js';
 import { deliveryMessage, settlementReason } from './delivery-source.js';
 import type { DeliverySource, OutboundDelivery, SettleResult, Settlement } from './delivery-source.js';
+import { InFlightSlots } from './in-flight-slots.js';
+import { PartitionCommits } from './partition-commits.js';
+import { originSource, readRetryState, retryRecordHeaders, withoutRetryHeaders } from './retry-topic.js';
+import type { RetryState } from './retry-topic.js';
 
-const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+/** Wait before writing a malformed retry record to the dead-letter topic again after a failed write. */
+const MALFORMED_RETRY_MS = 1_000;
+
+/**
+ * One consumer group an OrderedSource reads: the subscription's group on its
+ * topic, or (retry mode topic) the retry group on the retry topic.
+ */
+interface Lane {
+  readonly consumer: Consumer;
+  readonly commits: PartitionCommits;
+  /** The retry topic's lane: each record carries its retry state in headers. */
+  readonly retries: boolean;
+  endBatch: (() => void) | undefined;
+}
 
 /**
  * An ordered subscription: the consumer group named after the subscription,
  * reading its topic partition by partition. One fetched batch at a time is handed
  * out, in offset order, at most maxInFlight records unsettled. Per key, one record
  * at a time is with the app: a later record of the same key waits until the earlier
- * one is done (acked or dead-lettered), so per-key order holds even when a record
- * fails after later ones were fetched. A retried record is delivered again in place
- * after its delay, and the partition holds (nothing new is handed out) meanwhile. A
- * dead-lettered record is written to the dead-letter topic, with its failure
- * history, before it counts as done.
+ * one is done (acked, dead-lettered, or written to the retry topic). A dead-lettered
+ * record is written to the dead-letter topic, with its failure history, before it
+ * counts as done.
  *
- * Commits: an OffsetCommitTracker per partition records deliveries and acks (in any
- * order); a commit stores the trackers' committable offsets (Consumer.commitOffsets),
- * which never pass an unacknowledged record, also in the middle of a batch. A commit
- * starts when a tracker's count batch fills (checked on each ack), when its interval
- * passed (checked by a timer and at the end of a batch), and at close, before the
- * group is left. One commit runs at a time; a commit asked for meanwhile runs after it.
+ * Retries in place (default): a retried record is delivered again after its delay,
+ * and the partition holds (nothing new is handed out) meanwhile, so per-key order
+ * holds even when a record fails after later ones were fetched. The attempt count
+ * lives in memory.
+ *
+ * Retries through a retry topic (`retry.mode: topic`): a retried record is written
+ * to the retry topic (headers: next attempt, not-before time, origin, failure
+ * history) and then counts as done, so its partition moves on and per-key order is
+ * not kept. A second group (`<name>.retry`) reads the retry topic in this source,
+ * sharing its maxInFlight and its stream: each record waits until it is due (its
+ * partition holds meanwhile), then goes to the app with the attempt of its header
+ * and the original record as source. A retried record failing again is written to
+ * the retry topic again or dead-lettered with its whole history. The write is stored
+ * before the record is done, so a crash in between retries it twice at worst; should
+ * the write fail, the record is retried in place.
+ *
+ * Commits: per group, a PartitionCommits keeps an OffsetCommitTracker per partition
+ * and commits the contiguous done point, never past a record not done, also in the
+ * middle of a batch: when a count batch fills (checked on each ack), when its
+ * interval passed (checked by a timer and at the end of a batch), and at close,
+ * before the group is left.
  */
 export class OrderedSource implements DeliverySource {
-  private readonly consumer: Consumer;
   private closed = false;
   private readonly timers = new Set<NodeJS.Timeout>();
-  private endBatch: (() => void) | undefined;
-  private committing: Promise<void> | undefined;
-  /** A commit was asked for while one ran: run another once it is done. */
-  private commitAgain = false;
-  private readonly trackers = new Map<string, OffsetCommitTracker>();
   private commitTimer: NodeJS.Timeout | undefined;
+  private readonly slots: InFlightSlots;
+  private readonly main: Lane;
+  /** Retry mode topic: the retry topic's lane. */
+  private readonly retryLane: Lane | undefined;
 
   constructor(
     client: KmqClient,
     private readonly sub: CompiledSubscription,
-    private readonly maxInFlight: number,
+    maxInFlight: number,
     private readonly deadLetters: DeadLetterTopics,
     private readonly probe: SubscriptionProbe,
     private readonly log: Logger,
   ) {
-    this.consumer = client.consumer({ groupId: sub.name, topics: [sub.source.name], autoCommit: false, fromBeginning: sub.startFrom === 'earliest' });
+    this.slots = new InFlightSlots(maxInFlight);
+    const batching = { maxCount: sub.commitMaxCount, intervalMs: sub.commitIntervalMs };
+    const consumer = client.consumer({ groupId: sub.name, topics: [sub.source.name], autoCommit: false, fromBeginning: sub.startFrom === 'earliest' });
+    this.main = { consumer, commits: new PartitionCommits(consumer, batching, probe, log, sub.name), retries: false, endBatch: undefined };
+    const retry = sub.retry;
+    if (retry.mode === 'topic') {
+      // Every record of the retry topic is to be retried: start at the earliest without a committed offset.
+      const rc = client.consumer({ groupId: retry.group, topics: [retry.topic], autoCommit: false, fromBeginning: true });
+      this.retryLane = { consumer: rc, commits: new PartitionCommits(rc, batching, probe, log, retry.group), retries: true, endBatch: undefined };
+    }
+  }
+
+  private get lanes(): Lane[] {
+    return this.retryLane === undefined ? [this.main] : [this.main, this.retryLane];
   }
 
   async run(send: (d: OutboundDelivery) => void): Promise<void> {
-    this.commitTimer = setInterval(() => this.commitIfDue(), Math.max(10, Math.min(this.sub.commitIntervalMs, 1_000)));
+    this.commitTimer = setInterval(
+      () => {
+        if (!this.closed) for (const l of this.lanes) l.commits.commitIfDue();
+      },
+      Math.max(10, Math.min(this.sub.commitIntervalMs, 1_000)),
+    );
     this.commitTimer.unref();
-    for await (const batch of this.consumer.batches()) {
+    const reading = [this.read(this.main, send)];
+    const retry = this.sub.retry;
+    if (this.retryLane !== undefined && retry.mode === 'topic') {
+      const lane = this.retryLane;
+      reading.push(this.deadLetters.ensure(retry.topic).then(() => this.read(lane, send)));
+    }
+    await Promise.all(reading);
+  }
+
+  private async read(lane: Lane, send: (d: OutboundDelivery) => void): Promise<void> {
+    if (this.closed) return;
+    for await (const batch of lane.consumer.batches()) {
       if (this.closed) return;
-      await this.handOut(batch, send);
+      await this.handOut(lane, batch, send);
       if (this.closed) return;
     }
-  }
-
-  private tracker(batch: ConsumerBatch): OffsetCommitTracker {
-    const key = partitionKey(batch.topic, batch.partition);
-    const first = batch.records[0]!.offset;
-    let t = this.trackers.get(key);
-    // A partition read again from its committed offset (reassigned, or a batch cut short) starts over.
-    if (t === undefined || first <= t.lastDelivered) {
-      t = new OffsetCommitTracker({ topic: batch.topic, partition: batch.partition, position: first, maxCount: this.sub.commitMaxCount, intervalMs: this.sub.commitIntervalMs });
-      this.trackers.set(key, t);
-    }
-    return t;
-  }
-
-  /** Commits every owned partition's committable offset that moved; a failure only logs. */
-  private async commit(): Promise<void> {
-    const owned = new Set(this.consumer.assignment().map((tp) => partitionKey(tp.topic, tp.partition)));
-    const due: OffsetCommitTracker[] = [];
-    const offsets: Array<{ topic: string; partition: number; offset: number }> = [];
-    for (const [key, t] of this.trackers) {
-      if (!t.hasUncommitted || !owned.has(key)) continue;
-      due.push(t);
-      offsets.push({ topic: t.topic, partition: t.partition, offset: t.committable() });
-    }
-    if (due.length === 0) return;
-    try {
-      await this.consumer.commitOffsets(offsets);
-      for (let i = 0; i < due.length; i++) {
-        const t = due[i]!;
-        t.markCommitted(offsets[i]!.offset);
-        this.probe.commitLag(t.topic, t.partition, t.lastDelivered + 1 - t.committed);
-      }
-    } catch (err) {
-      // At-least-once: the records come again after a restart; nothing is lost.
-      this.log.warn({ subscription: this.sub.name, err: (err as Error).message }, 'Offset commit failed');
-    }
-  }
-
-  private commitIfDue(): void {
-    if (this.closed || this.committing !== undefined) return;
-    const now = Date.now();
-    for (const t of this.trackers.values()) {
-      if (t.shouldCommit(now)) {
-        this.startCommit();
-        return;
-      }
-    }
-  }
-
-  /** Starts a commit, or asks the running one to be followed by another; resolves when both are done. */
-  private startCommit(): Promise<void> {
-    if (this.committing !== undefined) {
-      this.commitAgain = true;
-      return this.committing;
-    }
-    const p = (async () => {
-      do {
-        this.commitAgain = false;
-        await this.commit();
-      } while (this.commitAgain);
-    })().finally(() => {
-      if (this.committing === p) this.committing = undefined;
-    });
-    this.committing = p;
-    return p;
   }
 
   /** Resolves once every record of the batch is done (and committed when due), or at close(). */
-  private handOut(batch: ConsumerBatch, send: (d: OutboundDelivery) => void): Promise<void> {
+  private handOut(lane: Lane, batch: ConsumerBatch, send: (d: OutboundDelivery) => void): Promise<void> {
     const records = batch.records;
-    const tracker = this.tracker(batch);
+    const tracker = lane.commits.tracker(batch);
     // The batch is handed out as a whole: commits stop at its first record not done.
     for (const r of records) tracker.delivered(r.offset);
     let histories: Map<number, FailureHistory> | undefined;
+    // The retry lane: each record's retry state, read when it is first handed out.
+    const states = lane.retries ? new Map<number, RetryState>() : undefined;
     // Per key, the records handed out or waiting, in offset order: only the first is with the app.
     const byKey = new Map<string, number[]>();
     // Records whose key became free, to hand out before any later record.
     const ready: number[] = [];
+    // Records whose wait ended, to deliver again as soon as a slot is free: [index, attempt].
+    const resumed: Array<[number, number]> = [];
     let next = 0;
-    let inFlight = 0;
     let remaining = records.length;
     let holding = 0;
+    let finished = false;
     return new Promise<void>((resolve) => {
-      this.endBatch = resolve;
+      lane.endBatch = resolve;
       const pump = (): void => {
-        if (this.closed) return;
-        while (holding === 0 && inFlight < this.maxInFlight) {
+        if (this.closed || finished) return;
+        while (this.slots.free) {
+          if (resumed.length > 0) {
+            const [i, attempt] = resumed.shift()!;
+            this.slots.take();
+            dispatch(i, attempt);
+            continue;
+          }
+          if (holding > 0) break;
           let i: number;
           if (ready.length > 0) i = ready.shift()!;
           else if (next < records.length) {
@@ -161,20 +164,21 @@ export class OrderedSource implements DeliverySource {
               byKey.set(k, [i]);
             }
           } else break;
-          inFlight++;
-          dispatch(i, 1);
+          this.slots.take();
+          first(i);
         }
         if (remaining === 0) {
-          this.endBatch = undefined;
+          finished = true;
+          stopListening();
+          lane.endBatch = undefined;
           this.probe.commitLag(batch.topic, batch.partition, tracker.lastDelivered + 1 - tracker.committed);
-          const now = Date.now();
-          let due = false;
-          for (const t of this.trackers.values()) due ||= t.shouldCommit(now);
-          if (!due) return resolve();
+          if (!lane.commits.due()) return resolve();
           // Started here, in the settlement's turn, so a close() right after it waits for it.
-          this.startCommit().then(resolve, resolve);
+          lane.commits.start().then(resolve, resolve);
         }
       };
+      // A slot freed by either lane may let this batch go on.
+      const stopListening = this.slots.onRelease(pump);
       const done = (i: number): void => {
         const key = records[i]!.key;
         if (key !== null) {
@@ -186,28 +190,68 @@ export class OrderedSource implements DeliverySource {
         }
         tracker.acked(records[i]!.offset);
         histories?.delete(i);
-        inFlight--;
+        states?.delete(i);
         remaining--;
         // A count batch filled mid-batch commits now, up to the first record not done.
-        if (remaining > 0 && tracker.shouldCommit()) this.commitIfDue();
-        pump();
+        if (remaining > 0 && tracker.shouldCommit() && !this.closed) lane.commits.commitIfDue();
+        // Wakes this batch's pump and the other lane's.
+        this.slots.release();
       };
       const later = (i: number, attempt: number, delayMs: number): void => {
-        inFlight--;
         holding++;
+        this.slots.release();
         const timer = setTimeout(() => {
           this.timers.delete(timer);
           holding--;
           if (this.closed) return;
-          inFlight++;
-          dispatch(i, attempt);
+          resumed.push([i, attempt]);
           pump();
         }, delayMs);
         this.timers.add(timer);
       };
+      /** The first hand-out of record i (a slot taken). */
+      const first = (i: number): void => {
+        if (states === undefined) return dispatch(i, 1);
+        const r = records[i]!;
+        const state = readRetryState(r.headers);
+        if (typeof state === 'string') {
+          queueMicrotask(() => malformed(i, state));
+          return;
+        }
+        if (state.subscription !== this.sub.name) {
+          this.log.warn({ subscription: this.sub.name, of: state.subscription, topic: batch.topic, offset: r.offset }, 'Skipped a record of another subscription in the retry topic');
+          queueMicrotask(() => done(i));
+          return;
+        }
+        states.set(i, state);
+        const wait = state.notBefore - Date.now();
+        // Not due yet: the retry partition holds until it is.
+        if (wait > 0) later(i, state.attempt, wait);
+        else dispatch(i, state.attempt);
+      };
+      const malformed = (i: number, problem: string): void => {
+        if (this.closed) return;
+        const r = records[i]!;
+        const at = { topic: batch.topic, partition: batch.partition, offset: r.offset };
+        this.deadLetter(at, r.key, r.value, r.headers, 1, `malformed retry record: ${problem}`, undefined).then(
+          () => done(i),
+          (err: unknown) => {
+            this.log.warn({ subscription: this.sub.name, topic: batch.topic, offset: r.offset, err: (err as Error).message }, 'Dead-lettering a malformed retry record failed; trying again');
+            const timer = setTimeout(() => {
+              this.timers.delete(timer);
+              malformed(i, problem);
+            }, MALFORMED_RETRY_MS);
+            this.timers.add(timer);
+          },
+        );
+      };
       const dispatch = (i: number, attempt: number): void => {
         const r = records[i]!;
-        const message = deliveryMessage({ topic: batch.topic, partition: batch.partition, offset: r.offset }, r.key, r.value, r.headers, r.timestamp, attempt);
+        const state = states?.get(i);
+        const source: Source = state === undefined ? { topic: batch.topic, partition: batch.partition, offset: r.offset } : originSource(state);
+        // A retried record shows the app its own headers and timestamp; the attempt and origin are fields of the delivery.
+        const headers = state === undefined ? r.headers : withoutRetryHeaders(r.headers);
+        const message = deliveryMessage(source, r.key, r.value, headers, state === undefined ? r.timestamp : state.origin.timestampMs, attempt);
         let settled = false;
         send({
           message,
@@ -222,26 +266,37 @@ export class OrderedSource implements DeliverySource {
               later(i, attempt, s.delayMs);
               return 'deferred';
             }
-            let history = histories?.get(i);
+            let history = histories?.get(i) ?? (state === undefined ? undefined : { ...state.history });
             if (s.kind !== 'dead-letter') {
               const now = Date.now();
-              if (history === undefined) {
-                history = { firstFailureAt: now, lastFailureAt: now, lastReason: '' };
-                (histories ??= new Map()).set(i, history);
-              }
+              history ??= { firstFailureAt: now, lastFailureAt: now, lastReason: '' };
               history.lastFailureAt = now;
               history.lastReason = settlementReason(s);
             }
+            if (history !== undefined) (histories ??= new Map()).set(i, history);
             const decision =
               s.kind === 'dead-letter'
                 ? undefined
                 : this.sub.retryPolicy.decide(attempt, s.kind === 'retry' ? HandlerOutcome.Retry : s.timeout ? HandlerOutcome.Timeout : HandlerOutcome.Failure, s.kind === 'retry' ? s.delayMs : undefined);
             if (decision?.action === 'retry') {
-              later(i, decision.nextAttempt, decision.delayMs);
+              if (this.sub.retry.mode === 'in-place') {
+                later(i, decision.nextAttempt, decision.delayMs);
+                return 'retried';
+              }
+              const origin = state?.origin ?? { topic: batch.topic, partition: batch.partition, offset: r.offset, timestampMs: r.timestamp };
+              const next: RetryState = { subscription: this.sub.name, attempt: decision.nextAttempt, notBefore: Date.now() + decision.delayMs, origin, history: history! };
+              try {
+                await this.deadLetters.append(this.sub.retry.topic, { key: r.key, value: r.value, headers: retryRecordHeaders(r.headers, next) });
+              } catch (err) {
+                this.log.warn({ subscription: this.sub.name, source, retryTopic: this.sub.retry.topic, err: (err as Error).message }, 'Writing to the retry topic failed; retrying in place');
+                later(i, decision.nextAttempt, decision.delayMs);
+                return 'retried';
+              }
+              done(i);
               return 'retried';
             }
             const reason = s.kind === 'dead-letter' ? s.reason : `max attempts (${this.sub.retryPolicy.maxAttempts}) reached`;
-            await this.deadLetter(batch, r, attempt, reason, history);
+            await this.deadLetter(source, r.key, r.value, headers, attempt, reason, history);
             done(i);
             return 'dead-lettered';
           },
@@ -251,10 +306,18 @@ export class OrderedSource implements DeliverySource {
     });
   }
 
-  private async deadLetter(batch: ConsumerBatch, r: DecodedRecord, attempts: number, reason: string, history: FailureHistory | undefined): Promise<void> {
-    const origin = { subscription: this.sub.name, topic: batch.topic, partition: batch.partition, offset: r.offset, attempts, reason, history };
-    await this.deadLetters.write(this.sub.deadLetterTopic, r, origin);
-    this.log.info({ subscription: this.sub.name, topic: batch.topic, partition: batch.partition, offset: r.offset, attempts, reason, deadLetterTopic: this.sub.deadLetterTopic }, 'Dead-lettered');
+  private async deadLetter(
+    at: Source,
+    key: Buffer | null,
+    value: Buffer | null,
+    headers: readonly RecordHeader[],
+    attempts: number,
+    reason: string,
+    history: FailureHistory | undefined,
+  ): Promise<void> {
+    const origin = { subscription: this.sub.name, topic: at.topic ?? '', partition: at.partition, offset: at.offset, attempts, reason, history };
+    await this.deadLetters.write(this.sub.deadLetterTopic, { key, value, headers }, origin);
+    this.log.info({ subscription: this.sub.name, topic: at.topic, partition: at.partition, offset: at.offset, attempts, reason, deadLetterTopic: this.sub.deadLetterTopic }, 'Dead-lettered');
   }
 
   async close(): Promise<void> {
@@ -263,10 +326,12 @@ export class OrderedSource implements DeliverySource {
     clearInterval(this.commitTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    this.endBatch?.();
-    this.endBatch = undefined;
-    // Every acknowledged prefix, a batch cut short included, is committed while the partitions are still owned.
-    await this.startCommit();
-    await this.consumer.close();
+    for (const l of this.lanes) {
+      l.endBatch?.();
+      l.endBatch = undefined;
+    }
+    // Every done prefix, a batch cut short included, is committed while the partitions are still owned.
+    await Promise.all(this.lanes.map((l) => l.commits.start()));
+    await Promise.all(this.lanes.map((l) => l.consumer.close()));
   }
 }
