@@ -14,6 +14,8 @@ import type { RetryState } from './retry-topic.js';
 
 /** Wait before writing a malformed retry record to the dead-letter topic again after a failed write. */
 const MALFORMED_RETRY_MS = 1_000;
+/** The longest delay a Node timer keeps; a later due time (a clock far off) waits this long. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * One consumer group an OrderedSource reads: the subscription's group on its
@@ -224,7 +226,7 @@ export class OrderedSource implements DeliverySource {
           return;
         }
         states.set(i, state);
-        const wait = state.notBefore - Date.now();
+        const wait = Math.min(MAX_TIMER_MS, state.notBefore - Date.now());
         // Not due yet: the retry partition holds until it is.
         if (wait > 0) later(i, state.attempt, wait);
         else dispatch(i, state.attempt);
