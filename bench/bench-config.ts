@@ -178,6 +178,8 @@ export interface SidecarPublishConfig {
   messages: number;
   messageBytes: number;
   inFlight: number;
+  /** Messages per PublishStreamRequest (a PublishBatch); 0 = one message per request. */
+  batch: number;
   ratePerSec?: number;
 }
 
@@ -199,6 +201,8 @@ export interface SidecarConsumeConfig {
   messages: number;
   /** Sent in ConsumeStart; 0 = the subscription's own. */
   maxInFlight: number;
+  /** Sent in ConsumeStart: deliveries per response; above 1, each response's deliveries are acked with one Acks. */
+  maxBatch: number;
   warmupMs: number;
   timeoutMs: number;
 }

@@ -67,6 +67,9 @@ const SIDECAR_MESSAGE_BYTES = 100;
 const SIDECAR_PUBLISH_IN_FLIGHT = 1000;
 const SIDECAR_MAX_IN_FLIGHT = 1000;
 const SIDECAR_LATENCY_RATE = 1000;
+/** Messages per PublishBatch and Consume max_batch in the batched throughput phase and the latency phase. */
+const SIDECAR_PUBLISH_BATCH = 100;
+const SIDECAR_CONSUME_BATCH = 500;
 const PROFILE_TARGETS = ['broker', 'producer', 'consumer', 'sidecar'] as const;
 type ProfileTarget = (typeof PROFILE_TARGETS)[number];
 
@@ -127,7 +130,8 @@ const sizes = {
   e2eRate: 20_000,
   queueMessages: quick ? 40_000 : 200_000,
   exchangeMessages: quick ? 40_000 : 200_000,
-  sidecarMessages: quick ? 20_000 : 200_000,
+  sidecarMessages: quick ? 100_000 : 500_000,
+  sidecarSingleMessages: quick ? 10_000 : 50_000,
   sidecarLatencyMs: quick ? 4000 : 10_000,
   sidecarWarmupMs: quick ? 1000 : 2000,
 };
@@ -295,7 +299,12 @@ interface SidecarRunResult {
     sidecarCpuPct: number;
     /** Produce requests the broker answered during the phase (the sidecar's producer batches). */
     produceRequests: number;
+    /** Messages per PublishBatch (0: one per request) and Consume max_batch (0: one per response). */
+    publishBatch: number;
+    consumeBatch: number;
   };
+  /** The same with one message per gRPC message. */
+  single: SidecarRunResult['throughput'];
   latency: {
     ratePerSec: number;
     direct: { producer: E2eProduceResult; consumer: LatencyResult };
@@ -474,6 +483,56 @@ async function runExchange(ctx: RunContext, bindings: number, run: number, targe
   };
 }
 
+/** One throughput phase of the sidecar workload: a consumer app ready first, then a publisher app; batch 0 = single messages. */
+async function sidecarThroughput(
+  ctx: RunContext,
+  sidecar: BenchSidecar,
+  sidecarSampler: ProcSampler,
+  topic: string,
+  messages: number,
+  publishBatch: number,
+  consumeBatch: number,
+): Promise<{ row: Row; result: SidecarRunResult['throughput'] }> {
+  const { broker, sampler } = ctx;
+  const how = publishBatch === 0 ? 'one message per PublishStreamRequest and per ConsumeResponse, Ack each' : `PublishBatch of up to ${publishBatch}, Consume max_batch ${consumeBatch}, one Acks per response`;
+  log(`sidecar throughput: ${messages.toLocaleString('en-US')} × ${SIDECAR_MESSAGE_BYTES} B, PublishStream (${SIDECAR_PUBLISH_IN_FLIGHT} in flight) → sidecar → broker → sidecar → Consume; ${how}`);
+  const consumer = startWorker<SidecarRunResult['throughput']['consumer']>(
+    'sidecar-consume',
+    { sidecar: sidecar.address, subscription: topic, messages, maxInFlight: 0, maxBatch: consumeBatch, warmupMs: 0, timeoutMs: 300_000 } satisfies SidecarConsumeConfig,
+    nodeArgsFor('consumer'),
+  );
+  await consumer.event('ready');
+  const phase = await Phase.begin(sampler, broker.httpPort);
+  const sidecarCpu0 = sidecarSampler.cpuMs();
+  const publisher = startWorker<SidecarPublishResult>(
+    'sidecar-publish',
+    { sidecar: sidecar.address, topic, messages, messageBytes: SIDECAR_MESSAGE_BYTES, inFlight: SIDECAR_PUBLISH_IN_FLIGHT, batch: publishBatch } satisfies SidecarPublishConfig,
+    nodeArgsFor('producer'),
+  );
+  const [p, c] = await Promise.all([publisher.result, consumer.result]);
+  const sidecarCpuMs = sidecarSampler.cpuMs() - sidecarCpu0;
+  const { produceRequests, ...b } = await phase.end();
+  const endToEndMs = c.lastAckAt - p.firstPublishAt;
+  const sidecarCpuPct = (sidecarCpuMs / endToEndMs) * 100;
+  const clientCpu = ((p.cpuUserMs + p.cpuSystemMs + c.cpuUserMs + c.cpuSystemMs) / endToEndMs) * 100;
+  const problems = [];
+  if (p.errors > 0) problems.push(`${p.errors} publish errors`);
+  if (c.redeliveries > 0) problems.push(`${c.redeliveries} redeliveries`);
+  const result: SidecarRunResult['throughput'] = { publisher: p, consumer: c, endToEndMs, endToEndPerSec: c.records / (endToEndMs / 1000), sidecarCpuPct, produceRequests, publishBatch, consumeBatch };
+  return {
+    result,
+    row: {
+      workload: `sidecar ${SIDECAR_MESSAGE_BYTES} B × 1p${publishBatch === 0 ? ', single' : ', batched'}`,
+      recordsPerSec: result.endToEndPerSec,
+      mbPerSec: (c.records * SIDECAR_MESSAGE_BYTES) / MB / (endToEndMs / 1000),
+      clientCpuPct: clientCpu,
+      sidecarCpuPct,
+      ...b,
+      note: `end to end, ${how}, ${SIDECAR_PUBLISH_IN_FLIGHT} in flight, Consume max in flight ${SIDECAR_MAX_IN_FLIGHT}; sidecar CPU ${sidecarCpuPct.toFixed(0)}%; ${(p.messages / Math.max(1, produceRequests)).toFixed(1)} messages per produce request; publish alone ${Math.round(p.messages / (p.elapsedMs / 1000)).toLocaleString('en-US')}/s${problems.length > 0 ? `; ${problems.join(', ')}` : ''}`,
+    },
+  };
+}
+
 /**
  * Sidecar workload. One sidecar process serves two ordered, at-least-once
  * subscriptions, each on its own 1-partition topic. Throughput: a consumer app on
@@ -487,52 +546,20 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
   const tputTopic = 'bench-sidecar-tput';
   const latTopic = 'bench-sidecar-lat';
   const directTopic = 'bench-sidecar-direct';
-  for (const t of [tputTopic, latTopic, directTopic]) await admin.admin().createTopic(t, { partitions: 1 });
+  const singleTopic = 'bench-sidecar-single';
+  for (const t of [tputTopic, singleTopic, latTopic, directTopic]) await admin.admin().createTopic(t, { partitions: 1 });
   const sub = (name: string, topic: string, maxInFlight?: number): Record<string, unknown> => ({ name, topic, mode: 'ordered', guarantee: 'at-least-once', startFrom: 'earliest', ...(maxInFlight === undefined ? {} : { maxInFlight }) });
   const configFile = path.join(tmpRoot, 'sidecar.json');
   // JSON is YAML: the sidecar's config reader takes it as is.
-  fs.writeFileSync(configFile, JSON.stringify({ port: 0, subscriptions: [sub(tputTopic, tputTopic, SIDECAR_MAX_IN_FLIGHT), sub(latTopic, latTopic)] }));
+  fs.writeFileSync(configFile, JSON.stringify({ port: 0, subscriptions: [sub(tputTopic, tputTopic, SIDECAR_MAX_IN_FLIGHT), sub(singleTopic, singleTopic, SIDECAR_MAX_IN_FLIGHT), sub(latTopic, latTopic)] }));
   const sidecar = await BenchSidecar.start(configFile, broker.address, nodeArgsFor('sidecar'));
   const sidecarSampler = new ProcSampler(sidecar.pid);
   log(`sidecar pid ${sidecar.pid} on ${sidecar.address}`);
   try {
-    // Throughput.
-    const messages = sizes.sidecarMessages;
-    log(`sidecar throughput: ${messages.toLocaleString('en-US')} × ${SIDECAR_MESSAGE_BYTES} B, PublishStream (${SIDECAR_PUBLISH_IN_FLIGHT} in flight) → sidecar → broker → sidecar → Consume (ack each)`);
-    const consumer = startWorker<SidecarRunResult['throughput']['consumer']>(
-      'sidecar-consume',
-      { sidecar: sidecar.address, subscription: tputTopic, messages, maxInFlight: 0, warmupMs: 0, timeoutMs: 300_000 } satisfies SidecarConsumeConfig,
-      nodeArgsFor('consumer'),
-    );
-    await consumer.event('ready');
-    const phase = await Phase.begin(sampler, broker.httpPort);
-    const sidecarCpu0 = sidecarSampler.cpuMs();
-    const publisher = startWorker<SidecarPublishResult>(
-      'sidecar-publish',
-      { sidecar: sidecar.address, topic: tputTopic, messages, messageBytes: SIDECAR_MESSAGE_BYTES, inFlight: SIDECAR_PUBLISH_IN_FLIGHT } satisfies SidecarPublishConfig,
-      nodeArgsFor('producer'),
-    );
-    const [p, c] = await Promise.all([publisher.result, consumer.result]);
-    const sidecarCpuMs = sidecarSampler.cpuMs() - sidecarCpu0;
-    const { produceRequests, ...b } = await phase.end();
-    const endToEndMs = c.lastAckAt - p.firstPublishAt;
-    const tputSidecarCpuPct = (sidecarCpuMs / endToEndMs) * 100;
-    const clientCpu = ((p.cpuUserMs + p.cpuSystemMs + c.cpuUserMs + c.cpuSystemMs) / endToEndMs) * 100;
-    const tputProblems = [];
-    if (p.errors > 0) tputProblems.push(`${p.errors} publish errors`);
-    if (c.redeliveries > 0) tputProblems.push(`${c.redeliveries} redeliveries`);
-    const throughput: SidecarRunResult['throughput'] = { publisher: p, consumer: c, endToEndMs, endToEndPerSec: c.records / (endToEndMs / 1000), sidecarCpuPct: tputSidecarCpuPct, produceRequests };
-    const rows: Row[] = [
-      {
-        workload: `sidecar ${SIDECAR_MESSAGE_BYTES} B × 1p`,
-        recordsPerSec: throughput.endToEndPerSec,
-        mbPerSec: (c.records * SIDECAR_MESSAGE_BYTES) / MB / (endToEndMs / 1000),
-        clientCpuPct: clientCpu,
-        sidecarCpuPct: tputSidecarCpuPct,
-        ...b,
-        note: `end to end, PublishStream ${SIDECAR_PUBLISH_IN_FLIGHT} in flight, Consume max in flight ${SIDECAR_MAX_IN_FLIGHT}, ack each; sidecar CPU ${tputSidecarCpuPct.toFixed(0)}%; ${(p.messages / Math.max(1, produceRequests)).toFixed(1)} messages per produce request; publish alone ${Math.round(p.messages / (p.elapsedMs / 1000)).toLocaleString('en-US')}/s${tputProblems.length > 0 ? `; ${tputProblems.join(', ')}` : ''}`,
-      },
-    ];
+    // Throughput: batched (the high-throughput way to use the API), then one message per gRPC message.
+    const throughput = await sidecarThroughput(ctx, sidecar, sidecarSampler, tputTopic, sizes.sidecarMessages, SIDECAR_PUBLISH_BATCH, SIDECAR_CONSUME_BATCH);
+    const single = await sidecarThroughput(ctx, sidecar, sidecarSampler, singleTopic, sizes.sidecarSingleMessages, 0, 0);
+    const rows: Row[] = [throughput.row, single.row];
 
     // Latency: direct client path, then through the sidecar, same rate and size.
     const rate = SIDECAR_LATENCY_RATE;
@@ -560,7 +587,7 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
     log(`sidecar latency, through the sidecar: ${rate.toLocaleString('en-US')} × ${SIDECAR_MESSAGE_BYTES} B/s for ${sizes.sidecarLatencyMs / 1000} s`);
     const lcons = startWorker<SidecarRunResult['throughput']['consumer']>(
       'sidecar-consume',
-      { sidecar: sidecar.address, subscription: latTopic, messages: count, maxInFlight: 0, warmupMs: sizes.sidecarWarmupMs, timeoutMs: sizes.sidecarLatencyMs + 60_000 } satisfies SidecarConsumeConfig,
+      { sidecar: sidecar.address, subscription: latTopic, messages: count, maxInFlight: 0, maxBatch: SIDECAR_CONSUME_BATCH, warmupMs: sizes.sidecarWarmupMs, timeoutMs: sizes.sidecarLatencyMs + 60_000 } satisfies SidecarConsumeConfig,
       nodeArgsFor('consumer'),
     );
     await lcons.event('ready');
@@ -569,7 +596,7 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
     const lt0 = performance.now();
     const lpub = startWorker<SidecarPublishResult>(
       'sidecar-publish',
-      { sidecar: sidecar.address, topic: latTopic, messages: count, messageBytes: SIDECAR_MESSAGE_BYTES, inFlight: SIDECAR_PUBLISH_IN_FLIGHT, ratePerSec: rate } satisfies SidecarPublishConfig,
+      { sidecar: sidecar.address, topic: latTopic, messages: count, messageBytes: SIDECAR_MESSAGE_BYTES, inFlight: SIDECAR_PUBLISH_IN_FLIGHT, batch: SIDECAR_PUBLISH_BATCH, ratePerSec: rate } satisfies SidecarPublishConfig,
       nodeArgsFor('producer'),
     );
     const [lp, lc] = await Promise.all([lpub.result, lcons.result]);
@@ -607,7 +634,7 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
     );
     return {
       rows,
-      result: { throughput, latency: { ratePerSec: rate, direct: { producer: dp, consumer: dc }, sidecar: { publisher: lp, consumer: lc, sidecarCpuPct: latSidecarCpuPct }, addedP99Ms } },
+      result: { throughput: throughput.result, single: single.result, latency: { ratePerSec: rate, direct: { producer: dp, consumer: dc }, sidecar: { publisher: lp, consumer: lc, sidecarCpuPct: latSidecarCpuPct }, addedP99Ms } },
     };
   } finally {
     await sidecar.stop();

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { credentials } from '@grpc/grpc-js';
 import { SidecarClient } from '../sidecar/gen/kmq/sidecar/v1/sidecar.js';
-import type { ConsumeResponse, PublishStreamResponse } from '../sidecar/gen/kmq/sidecar/v1/sidecar.js';
+import type { ConsumeResponse, Delivery, PublishRequest, PublishStreamResponse } from '../sidecar/gen/kmq/sidecar/v1/sidecar.js';
 import type { LatencyResult, SidecarConsumeConfig, SidecarPublishConfig, SidecarPublishResult } from './bench-config.js';
 
 const wallClockMs = (): number => performance.timeOrigin + performance.now();
@@ -44,8 +44,13 @@ export async function sidecarPublish(c: SidecarPublishConfig): Promise<SidecarPu
     let failure: Error | undefined;
     const ended = new Promise<void>((resolve) => {
       call.on('data', (r: PublishStreamResponse) => {
-        answered++;
-        if (r.error !== undefined) errors++;
+        if (r.results.length > 0) {
+          answered += r.results.length;
+          for (const x of r.results) if (x.error !== undefined) errors++;
+        } else {
+          answered++;
+          if (r.error !== undefined) errors++;
+        }
         const w = wake;
         wake = undefined;
         w?.();
@@ -57,11 +62,21 @@ export async function sidecarPublish(c: SidecarPublishConfig): Promise<SidecarPu
       });
       call.on('end', () => resolve());
     });
-    const send = (): void => {
+    const message = (): PublishRequest => {
       const payload = Buffer.allocUnsafe(c.messageBytes);
       filler.copy(payload, 8, 8);
       payload.writeDoubleLE(wallClockMs(), 0);
-      call.write({ id: sent++, message: { destination, payload, headers: {} } });
+      return { destination, payload, headers: {} };
+    };
+    /** Sends up to `n` (at least 1) messages: one request, or one batch request. */
+    const sendUpTo = (n: number): void => {
+      if (c.batch === 0) {
+        call.write({ id: sent++, message: message() });
+        return;
+      }
+      const entries = [];
+      for (let i = 0; i < Math.min(n, c.batch); i++) entries.push({ id: sent++, message: message() });
+      call.write({ id: 0, batch: { entries } });
     };
     const cpu = process.cpuUsage();
     const t0 = performance.now();
@@ -74,10 +89,10 @@ export async function sidecarPublish(c: SidecarPublishConfig): Promise<SidecarPu
           const lag = now - t0 - ((sent + 1) * 1000) / c.ratePerSec;
           if (lag > maxLag) maxLag = lag;
         }
-        while (sent < due && sent - answered < c.inFlight) send();
+        while (sent < due && sent - answered < c.inFlight) sendUpTo(Math.min(due - sent, c.inFlight - (sent - answered)));
         await new Promise((resolve) => setTimeout(resolve, 1));
       } else {
-        while (sent < c.messages && sent - answered < c.inFlight) send();
+        while (sent < c.messages && sent - answered < c.inFlight) sendUpTo(Math.min(c.messages - sent, c.inFlight - (sent - answered)));
         // Let the stream flush and answers arrive before filling the window again.
         if (sent < c.messages) await new Promise<void>((resolve) => (wake = resolve));
       }
@@ -116,15 +131,7 @@ export async function sidecarConsume(c: SidecarConsumeConfig, onReady: () => voi
         call.cancel();
         reject(new Error(`sidecar consume: ${records} of ${c.messages} deliveries in ${c.timeoutMs} ms`));
       }, c.timeoutMs);
-      call.on('data', (r: ConsumeResponse) => {
-        if (r.started !== undefined) {
-          onReady();
-          return;
-        }
-        const d = r.delivery;
-        if (d === undefined) return;
-        const now = wallClockMs();
-        call.write({ ack: { deliveryId: d.deliveryId } });
+      const onDelivery = (d: Delivery, now: number): void => {
         if (d.attempt > 1) redeliveries++;
         const v = d.payload;
         if (v.length < 8) return;
@@ -141,12 +148,29 @@ export async function sidecarConsume(c: SidecarConsumeConfig, onReady: () => voi
           clearTimeout(deadline);
           resolve();
         }
+      };
+      call.on('data', (r: ConsumeResponse) => {
+        if (r.started !== undefined) {
+          onReady();
+          return;
+        }
+        const now = wallClockMs();
+        if (r.deliveries !== undefined) {
+          const ds = r.deliveries.deliveries;
+          call.write({ acks: { deliveryIds: ds.map((d) => d.deliveryId) } });
+          for (const d of ds) onDelivery(d, now);
+          return;
+        }
+        const d = r.delivery;
+        if (d === undefined) return;
+        call.write({ ack: { deliveryId: d.deliveryId } });
+        onDelivery(d, now);
       });
       call.on('error', (err: Error) => {
         clearTimeout(deadline);
         reject(err);
       });
-      call.write({ start: { subscription: c.subscription, maxInFlight: c.maxInFlight } });
+      call.write({ start: { subscription: c.subscription, maxInFlight: c.maxInFlight, maxBatch: c.maxBatch } });
     });
     const elapsedMs = performance.now() - t0;
     const used = cpuSince(cpu);

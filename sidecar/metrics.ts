@@ -66,8 +66,17 @@ export class SidecarProbe {
     this.published.inc({ kind });
   }
 
+  /** `n` publishes of one kind the broker stored together. */
+  publishedMany(kind: string, n: number): void {
+    this.published.inc({ kind }, n);
+  }
+
   publishFailedOne(kind: string): void {
     this.publishFailed.inc({ kind });
+  }
+
+  publishFailedMany(kind: string, n: number): void {
+    this.publishFailed.inc({ kind }, n);
   }
 
   /** The probe of one subscription. */

@@ -27,6 +27,8 @@ export function openSource(client: KmqClient, sub: CompiledSubscription, maxInFl
   return sub.mode === 'ordered' ? new OrderedSource(client, sub, maxInFlight, deadLetters, probe.subscription(sub.name), log) : new SharedSource(client, sub, maxInFlight, log);
 }
 
+const ACK: Settlement = Object.freeze({ kind: 'ack' });
+
 type ConsumeCall = ServerDuplexStream<ConsumeRequest, ConsumeResponse>;
 
 function invalid(message: string): KmqError {
@@ -90,6 +92,10 @@ class ConsumeSession {
   private readonly timedOut = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private nextId = 0;
+  /** Deliveries per response; above 1, the outbox collects the deliveries of one turn. */
+  private maxBatch = 0;
+  private outbox: Delivery[] = [];
+  private flushScheduled = false;
   private resolveClosed!: () => void;
   /** Resolves once the source is closed and the subscription released. */
   readonly closed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
@@ -111,12 +117,13 @@ class ConsumeSession {
       if (req.start !== undefined) {
         if (this.state !== 'awaiting-start') throw invalid('start was already sent on this stream; open another stream for another subscription');
         this.state = 'starting';
-        void this.start(req.start.subscription, req.start.maxInFlight);
+        void this.start(req.start.subscription, req.start.maxInFlight, req.start.maxBatch ?? 0);
         return;
       }
-      if (req.ack === undefined && req.retry === undefined && req.deadLetter === undefined) throw invalid('ConsumeRequest is empty: set start, ack, retry or dead_letter');
+      if (req.ack === undefined && req.acks === undefined && req.retry === undefined && req.deadLetter === undefined) throw invalid('ConsumeRequest is empty: set start, ack, acks, retry or dead_letter');
       if (this.state === 'awaiting-start') throw invalid('the first ConsumeRequest must be start (naming a subscription)');
-      if (req.ack !== undefined) this.settle(req.ack.deliveryId, { kind: 'ack' });
+      if (req.ack !== undefined) this.settle(req.ack.deliveryId, ACK);
+      else if (req.acks !== undefined) for (const id of req.acks.deliveryIds) this.settle(id, ACK);
       else if (req.retry !== undefined) this.settle(req.retry.deliveryId, { kind: 'retry', delayMs: req.retry.delayMs });
       else this.settle(req.deadLetter!.deliveryId, { kind: 'dead-letter', reason: req.deadLetter!.reason });
     } catch (err) {
@@ -124,7 +131,7 @@ class ConsumeSession {
     }
   }
 
-  private async start(name: string, requested: number): Promise<void> {
+  private async start(name: string, requested: number, maxBatch: number): Promise<void> {
     const { service } = this;
     if (name === '') return this.fail(invalid('start.subscription is required'));
     const sub = service.options.subscriptions.get(name);
@@ -146,6 +153,7 @@ class ConsumeSession {
     }
     this.sub = sub;
     const maxInFlight = requested === 0 ? sub.maxInFlight : Math.min(requested, sub.maxInFlight);
+    this.maxBatch = Math.min(maxBatch, maxInFlight);
     try {
       // A precise NOT_FOUND before joining anything.
       if (sub.source.kind === 'topic') await service.client.admin().describeTopic(sub.source.name);
@@ -175,7 +183,26 @@ class ConsumeSession {
     if (this.state !== 'running') return answer(undefined);
     const deliveryId = String(++this.nextId);
     this.pending.set(deliveryId, { resolve: answer, sentAt: Date.now() });
-    this.call.write({ delivery: { deliveryId, ...message } });
+    const delivery: Delivery = { deliveryId, ...message };
+    if (this.maxBatch <= 1) {
+      this.call.write({ delivery });
+      return;
+    }
+    // Batched: what is ready in this turn goes out together, never waiting for more.
+    this.outbox.push(delivery);
+    if (this.outbox.length >= this.maxBatch) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.outbox.length === 0 || this.state !== 'running') return;
+    const deliveries = this.outbox;
+    this.outbox = [];
+    this.call.write({ deliveries: { deliveries } });
   }
 
   /** Fails deliveries the app has held longer than the handler timeout (oldest first: the map keeps send order). */

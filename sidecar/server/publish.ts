@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, KmqError, destinationFromWire } from '../../client/index.js';
-import type { KmqClient, Producer, Publisher, PublishTarget, RecordHeader } from '../../client/index.js';
+import type { KmqClient, Producer, ProducerRecord, Publisher, PublishTarget, RecordHeader } from '../../client/index.js';
 import type { CompiledSidecarOptions } from '../config.js';
 import type { Destination, Placement, PublishRequest, PublishResponse } from '../gen/kmq/sidecar/v1/sidecar.js';
 import { IDEMPOTENCY_KEY_HEADER, RESERVED_HEADER_PREFIX } from './headers.js';
@@ -81,6 +81,32 @@ export class PublishRouter {
   }
 
   /**
+   * The topic of a request validate() accepted that can go out with others in one
+   * producer call (publishTopicRun): a topic destination without a delay.
+   */
+  batchableTopic(req: PublishRequest): string | undefined {
+    const d = req.destination;
+    return d?.topic !== undefined && (req.delayMs === undefined || req.delayMs === 0) ? d.topic : undefined;
+  }
+
+  /**
+   * Publishes requests validate() accepted, all to `topic` with no delay, in one
+   * producer call: one promise for the run instead of one per message. Resolves
+   * with one response per request, in order; the run fails or succeeds as a whole.
+   */
+  async publishTopicRun(topic: string, reqs: readonly PublishRequest[], idempotencyKeys: readonly string[]): Promise<PublishResponse[]> {
+    const records: ProducerRecord[] = new Array<ProducerRecord>(reqs.length);
+    for (let i = 0; i < reqs.length; i++) records[i] = topicRecord(reqs[i]!, idempotencyKeys[i]!);
+    const mds = await this.producer.send(topic, records);
+    const out: PublishResponse[] = new Array<PublishResponse>(mds.length);
+    for (let i = 0; i < mds.length; i++) {
+      const md = mds[i]!;
+      out[i] = { idempotencyKey: idempotencyKeys[i]!, placements: [{ destination: { topic: md.topic }, partition: md.partition, offset: md.offset }] };
+    }
+    return out;
+  }
+
+  /**
    * Publishes a message validate() accepted, with `idempotencyKey`; resolves once
    * the broker has appended it. A delayed publish waits first, and publishes
    * nothing when `signal` aborts during the wait.
@@ -89,9 +115,7 @@ export class PublishRouter {
     const dest = destinationOf(req.destination, '');
     if (req.delayMs !== undefined && req.delayMs > 0) await delay(req.delayMs, signal);
     if ('topic' in dest) {
-      const headers: RecordHeader[] = [{ key: IDEMPOTENCY_KEY_HEADER, value: Buffer.from(idempotencyKey) }];
-      for (const k in req.headers) headers.push({ key: k, value: Buffer.from(req.headers[k]!, 'utf8') });
-      const md = await this.producer.sendOne(dest.topic, { key: req.key ?? null, value: req.payload, headers });
+      const md = await this.producer.sendOne(dest.topic, topicRecord(req, idempotencyKey));
       return { idempotencyKey, placements: [{ destination: { topic: md.topic }, partition: md.partition, offset: md.offset }] };
     }
     const headers: Record<string, string> = { ...req.headers, [IDEMPOTENCY_KEY_HEADER]: idempotencyKey };
@@ -106,6 +130,13 @@ export class PublishRouter {
     }
     return { idempotencyKey, placements };
   }
+}
+
+/** The record of a topic publish: the app's headers behind the idempotency key. */
+function topicRecord(req: PublishRequest, idempotencyKey: string): ProducerRecord {
+  const headers: RecordHeader[] = [{ key: IDEMPOTENCY_KEY_HEADER, value: Buffer.from(idempotencyKey) }];
+  for (const k in req.headers) headers.push({ key: k, value: Buffer.from(req.headers[k]!, 'utf8') });
+  return { key: req.key ?? null, value: req.payload, headers };
 }
 
 function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {

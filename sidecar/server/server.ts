@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ErrorCode, KmqClient, KmqError } from '../../client/index.js';
 import type { Logger } from '../../lib/logger.js';
@@ -9,18 +9,17 @@ import type { ProcessedKeyStore } from '../delivery/idempotency.js';
 import { SidecarProbe } from '../metrics.js';
 import { HealthServer } from '../../lib/health-server.js';
 import { SidecarService } from '../gen/kmq/sidecar/v1/sidecar.js';
-import type { PublishRequest, PublishResponse, PublishStreamRequest, PublishStreamResponse, SidecarServer as SidecarHandlers } from '../gen/kmq/sidecar/v1/sidecar.js';
+import type { PublishRequest, PublishResponse, SidecarServer as SidecarHandlers } from '../gen/kmq/sidecar/v1/sidecar.js';
 import { ConsumeService } from './consume.js';
 import { DeadLetterTopics } from './dead-letter-topics.js';
 import { DeliveryPipeline } from './delivery-pipeline.js';
 import { IDEMPOTENCY_KEY_HEADER } from './headers.js';
 import { PublishRouter } from './publish.js';
+import { PublishStreamSession, destinationKind } from './publish-stream.js';
 import { PushSubscription } from './push.js';
 import { addReflection } from './reflection.js';
 import { toServiceError } from './status.js';
 
-/** Unanswered messages one PublishStream may have before the sidecar stops reading it. */
-const STREAM_HIGH_WATER = 4096;
 const SIDECAR_SERVICE = 'kmq.sidecar.v1.Sidecar';
 
 /** What start() may be given besides the options. */
@@ -74,7 +73,7 @@ export class SidecarGrpcServer {
     const server = new Server({ 'grpc.max_receive_message_length': options.maxPayloadBytes + 1024 * 1024 });
     const handlers: SidecarHandlers = {
       publish: (call, callback) => publishUnary(router, probe, call, callback),
-      publishStream: (call) => publishStream(router, probe, call),
+      publishStream: (call) => void new PublishStreamSession(router, probe, call),
       consume: (call) => consume.handle(call),
     };
     server.addService(SidecarService, handlers);
@@ -142,12 +141,6 @@ export class SidecarGrpcServer {
   }
 }
 
-/** The destination kind of a publish, a bounded metric label. */
-function kindOf(req: PublishRequest): string {
-  const d = req.destination;
-  return d?.topic !== undefined ? 'topic' : d?.queue !== undefined ? 'queue' : 'exchange';
-}
-
 function publishUnary(router: PublishRouter, probe: SidecarProbe, call: ServerUnaryCall<PublishRequest, PublishResponse>, callback: sendUnaryData<PublishResponse>): void {
   let key: string;
   try {
@@ -158,7 +151,7 @@ function publishUnary(router: PublishRouter, probe: SidecarProbe, call: ServerUn
   }
   const abort = new AbortController();
   call.once('cancelled', () => abort.abort());
-  const kind = kindOf(call.request);
+  const kind = destinationKind(call.request);
   router.publish(call.request, key, abort.signal).then(
     (res) => {
       probe.publishedOne(kind);
@@ -170,59 +163,4 @@ function publishUnary(router: PublishRouter, probe: SidecarProbe, call: ServerUn
       callback(toServiceError(err, { [IDEMPOTENCY_KEY_HEADER]: key }));
     },
   );
-}
-
-/** Answers each message with its id; a failed message gets an error answer and the stream goes on. */
-function publishStream(router: PublishRouter, probe: SidecarProbe, call: ServerDuplexStream<PublishStreamRequest, PublishStreamResponse>): void {
-  const abort = new AbortController();
-  let pending = 0;
-  let ended = false;
-  let paused = false;
-  const answer = (res: PublishStreamResponse): void => {
-    if (!call.cancelled) call.write(res);
-    pending--;
-    if (paused && pending < STREAM_HIGH_WATER / 2) {
-      paused = false;
-      call.resume();
-    }
-    if (ended && pending === 0 && !call.cancelled) call.end();
-  };
-  const failed = (id: number, err: unknown, key?: string): PublishStreamResponse => {
-    const e = toServiceError(err);
-    return { id, error: { code: e.code ?? 2, message: key === undefined ? e.details ?? e.message : `${e.details ?? e.message} (idempotency key ${key})` } };
-  };
-  call.on('data', (req: PublishStreamRequest) => {
-    pending++;
-    if (pending >= STREAM_HIGH_WATER && !paused) {
-      paused = true;
-      call.pause();
-    }
-    const id = req.id;
-    const msg = req.message;
-    let key: string;
-    try {
-      if (msg === undefined) throw new KmqError(ErrorCode.InvalidRequest, 'message is required: each PublishStreamRequest carries one PublishRequest', {}, { retriable: false });
-      key = router.validate(msg, 'message.');
-    } catch (err) {
-      // Answered on a later turn, like every other message: a stream of bad messages cannot starve the loop.
-      queueMicrotask(() => answer(failed(id, err)));
-      return;
-    }
-    const kind = kindOf(msg);
-    router.publish(msg, key, abort.signal).then(
-      (ok) => {
-        probe.publishedOne(kind);
-        answer({ id, ok });
-      },
-      (err: unknown) => {
-        probe.publishFailedOne(kind);
-        answer(failed(id, err, key));
-      },
-    );
-  });
-  call.on('end', () => {
-    ended = true;
-    if (pending === 0 && !call.cancelled) call.end();
-  });
-  call.on('cancelled', () => abort.abort());
 }

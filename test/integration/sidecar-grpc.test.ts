@@ -21,6 +21,7 @@ const orders = `orders-${run}`;
 const jobs = `jobs-${run}`;
 const jobsDlq = `jobs-dlq-${run}`;
 const events = `events-${run}`;
+const stream = `stream-${run}`;
 
 let broker: BrokerProcess;
 let sidecar: SidecarProcess;
@@ -157,6 +158,7 @@ beforeAll(async () => {
   admin = new KmqClient({ brokers: [broker.address] });
   const a = admin.admin();
   await a.createTopic(orders, { partitions: 2 });
+  await a.createTopic(stream, { partitions: 1 });
   await a.createQueue(jobsDlq);
   await a.createQueue(jobs, { deadLetterQueue: jobsDlq });
   await a.createExchange(events, 'direct');
@@ -170,6 +172,7 @@ beforeAll(async () => {
         { name: `billing-${run}`, topic: orders, maxInFlight: 10, retryPolicy: { maxAttempts: 3, initialBackoffMs: 20 } },
         { name: `workers-${run}`, queue: jobs, retryPolicy: { maxAttempts: 5, initialBackoffMs: 20 } },
         { name: `ghost-${run}`, topic: `missing-${run}` },
+        { name: `batched-${run}`, topic: stream, maxInFlight: 50 },
       ],
     },
   });
@@ -264,8 +267,48 @@ describe('sidecar: publish', () => {
     const byId = new Map(answers.map((a) => [a.id, a]));
     for (let i = 1; i <= 200; i++) expect(byId.get(i)!.ok?.placements).toHaveLength(1);
     expect(byId.get(1000)!.error).toMatchObject({ code: status.NOT_FOUND });
-    expect(byId.get(1001)!.error).toEqual({ code: status.INVALID_ARGUMENT, message: 'message is required: each PublishStreamRequest carries one PublishRequest' });
+    expect(byId.get(1001)!.error).toEqual({ code: status.INVALID_ARGUMENT, message: 'message is required: each PublishStreamRequest carries one PublishRequest, or a batch' });
     expect(byId.get(1002)!.error).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+  });
+
+  it('answers the entries of PublishBatch requests in batched results, errors included', async () => {
+    const call = app.publishStream();
+    const answers: PublishStreamResponse[] = [];
+    const done = new Promise<StatusObject>((resolve) => call.on('status', resolve));
+    call.on('data', (r: PublishStreamResponse) => answers.push(r));
+    call.on('error', () => {});
+    const entries = (from: number, n: number): Array<{ id: number; message: PublishRequest }> =>
+      Array.from({ length: n }, (_, i) => ({ id: from + i, message: { destination: { topic: stream }, payload: Buffer.from(`b${from + i}`), headers: { n: String(from + i) } } }));
+    call.write({ id: 0, batch: { entries: entries(0, 150) } });
+    call.write({
+      id: 0,
+      batch: {
+        entries: [
+          ...entries(150, 150),
+          { id: 1000, message: { destination: { queue: `nope-${run}` }, payload: Buffer.from('x'), headers: {} } },
+          { id: 1001, message: undefined },
+          { id: 1002, message: { destination: { topic: stream }, payload: Buffer.alloc(MAX_PAYLOAD + 1), headers: {} } },
+        ],
+      },
+    });
+    call.end();
+    expect((await done).code).toBe(status.OK);
+    const results = answers.flatMap((a) => a.results);
+    expect(results.map((r) => r.id).sort((x, y) => x - y)).toEqual([...Array.from({ length: 300 }, (_, i) => i), 1000, 1001, 1002]);
+    // Batched answers: results that finished together share a response.
+    expect(answers.length).toBeLessThan(20);
+    for (const a of answers) expect([a.ok, a.error]).toEqual([undefined, undefined]);
+    const byId = new Map(results.map((r) => [r.id, r]));
+    const offsets = Array.from({ length: 300 }, (_, i) => byId.get(i)!.ok!.placements[0]!.offset);
+    // One partition, in the order sent.
+    expect(offsets).toEqual(Array.from({ length: 300 }, (_, i) => offsets[0]! + i));
+    expect(byId.get(1000)!.error).toMatchObject({ code: status.NOT_FOUND });
+    expect(byId.get(1001)!.error).toEqual({ code: status.INVALID_ARGUMENT, message: 'batch.entries[151].message is required' });
+    expect(byId.get(1002)!.error).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect(byId.get(1002)!.error!.message).toContain('batch.entries[152].message.payload is');
+    const stored = await readTopic(stream, 300);
+    expect(stored.map((r) => r.value!.toString())).toEqual(Array.from({ length: 300 }, (_, i) => `b${i}`));
+    expect(stored.map((r) => header(r, 'n'))).toEqual(Array.from({ length: 300 }, (_, i) => String(i)));
   });
 
   it('refuses bad publishes with precise statuses', async () => {
@@ -416,7 +459,7 @@ describe('sidecar: consume', () => {
     const unknown = consume(`nope-${run}`);
     const st1 = await unknown.status;
     expect(st1.code).toBe(status.NOT_FOUND);
-    expect(st1.details).toContain(`Unknown subscription "nope-${run}"; this sidecar serves "billing-${run}", "workers-${run}", "ghost-${run}"`);
+    expect(st1.details).toContain(`Unknown subscription "nope-${run}"; this sidecar serves "billing-${run}", "workers-${run}", "ghost-${run}", "batched-${run}"`);
 
     const ghost = await consume(`ghost-${run}`).status;
     expect(ghost.code).toBe(status.NOT_FOUND);
@@ -428,7 +471,7 @@ describe('sidecar: consume', () => {
 
     const empty = consume();
     empty.send({});
-    expect(await empty.status).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'ConsumeRequest is empty: set start, ack, retry or dead_letter' });
+    expect(await empty.status).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'ConsumeRequest is empty: set start, ack, acks, retry or dead_letter' });
 
     const noName = consume('');
     expect(await noName.status).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'start.subscription is required' });
@@ -442,6 +485,52 @@ describe('sidecar: consume', () => {
     await started(twice);
     twice.send({ start: { subscription: `workers-${run}`, maxInFlight: 0 } });
     expect(await twice.status).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'start was already sent on this stream; open another stream for another subscription' });
+  });
+
+  it('max_batch: deliveries come in Deliveries of at most max_batch, in order, and Acks settle many at once', async () => {
+    const sub = `batched-${run}`;
+    // The 300 messages of the PublishBatch test.
+    const s = new ConsumeStream(app.consume());
+    s.send({ start: { subscription: sub, maxInFlight: 0, maxBatch: 20 } });
+    const first = await s.next();
+    expect(first?.started).toEqual({ subscription: sub, maxInFlight: 50 });
+    const got: Delivery[] = [];
+    let sizes: number[] = [];
+    while (got.length < 300) {
+      const r = await s.next();
+      expect(r?.delivery).toBeUndefined();
+      const ds = r!.deliveries!.deliveries;
+      sizes.push(ds.length);
+      got.push(...ds);
+      s.send({ acks: { deliveryIds: ds.map((d) => d.deliveryId) } });
+    }
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(20);
+    expect(Math.max(...sizes)).toBeGreaterThan(1);
+    expect(got.map((d) => d.payload.toString())).toEqual(Array.from({ length: 300 }, (_, i) => `b${i}`));
+    expect(got.map((d) => d.source!.offset)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(new Set(got.map((d) => d.deliveryId)).size).toBe(300);
+    expect((await s.close()).code).toBe(status.OK);
+    const g = await admin.admin().describeGroup(sub);
+    expect(g.offsets.find((o) => o.topic === stream)?.offset).toBe(300);
+
+    // An unknown id in Acks ends the stream after the ids before it were acked.
+    await publish({ destination: { topic: stream }, payload: Buffer.from('c1') });
+    await publish({ destination: { topic: stream }, payload: Buffer.from('c2') });
+    const s2 = new ConsumeStream(app.consume());
+    s2.send({ start: { subscription: sub, maxInFlight: 0, maxBatch: 20 } });
+    await started(s2);
+    const two: Delivery[] = [];
+    sizes = [];
+    while (two.length < 2) two.push(...(await s2.next())!.deliveries!.deliveries);
+    s2.send({ acks: { deliveryIds: [two[0]!.deliveryId, 'bogus', two[1]!.deliveryId] } });
+    expect(await s2.status).toMatchObject({ code: status.NOT_FOUND, details: 'Delivery "bogus" is not in flight on this stream (unknown, or already settled)' });
+    const s3 = consume(sub);
+    await started(s3);
+    const again = await s3.delivery();
+    expect([again.payload.toString(), again.source!.offset]).toEqual(['c2', 301]);
+    s3.send({ ack: { deliveryId: again.deliveryId } });
+    expect(await s3.quiet(300)).toBe(true);
+    expect((await s3.close()).code).toBe(status.OK);
   });
 
   it('delivers a message again when the stream ends before it is settled', async () => {
