@@ -229,6 +229,7 @@ describe('sidecar retry topic', () => {
       retryPolicy: { maxAttempts: 3, initialBackoffMs: 100, jitter: 0, handlerTimeoutMs: 1_000 },
       commit: { intervalMs: 50 },
     });
+    for (const p of ['poison', 'drop', 'ok']) await publish(client, { destination: { topic }, payload: Buffer.from(p), headers: { app: p } });
     // 'poison': a retry, a retry, then no answer (handler timeout) at the last attempt.
     // 'drop': a retry, then an explicit dead-letter. 'ok' succeeds.
     const app = new ConsumeApp(client, topic, (d) => {
@@ -237,7 +238,6 @@ describe('sidecar retry topic', () => {
       if (p === 'drop') return d.attempt === 1 ? 'retry' : { deadLetter: 'malformed order' };
       return 'ack';
     });
-    for (const p of ['poison', 'drop', 'ok']) await publish(client, { destination: { topic }, payload: Buffer.from(p), headers: { app: p } });
 
     const letters = await readTopic(`${topic}.dlq`, 2);
     expect(letters.map((r) => r.value!.toString()).sort()).toEqual(['drop', 'poison']);
