@@ -106,6 +106,15 @@ describe('test control plane', () => {
     expect(list).toMatch(/^NAME\s+NAMESPACE/);
   });
 
+  it('finalizes a deleted namespace: the namespace controller empties and removes it', async () => {
+    const core = cp!.kubeConfig.makeApiClient(CoreV1Api);
+    await core.deleteNamespace({ name: ns });
+    await eventually(`namespace ${ns} is gone`, 30_000, async () => {
+      const all = await core.listNamespace();
+      return all.items.some((n) => n.metadata?.name === ns) ? undefined : true;
+    });
+  });
+
   it('stops every process and removes its folder', async () => {
     const { pids, dir } = cp!;
     expect(pids).toHaveLength(3);
