@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { AppsV1Api, AuthorizationV1Api, CoreV1Api, VersionApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlPlane, controlPlaneBinary, controlPlaneVersions, kubernetesVersion } from '../utils/control-plane.js';
+import { ControlPlane, controlPlaneBinary, controlPlaneCacheDir, controlPlaneVersions, kubernetesVersion } from '../utils/control-plane.js';
 
 // The test control plane itself: a real etcd, kube-apiserver and kube-controller-manager
 // built by scripts/setup-control-plane.sh, reached with the admin kubeconfig.
@@ -104,6 +105,23 @@ describe('test control plane', () => {
     expect(version.trim()).toMatch(new RegExp(`^${controlPlaneVersions().helm.replaceAll('.', '\\.')}(\\+|$)`));
     const { stdout: list } = await run(helm, ['list', '--all-namespaces', '--kubeconfig', cp!.kubeconfigPath], { env });
     expect(list).toMatch(/^NAME\s+NAMESPACE/);
+  });
+
+  it('has kubectl at the same version, and a server-side dry run creates nothing', async () => {
+    const kubectl = controlPlaneBinary('kubectl');
+    const { stdout: version } = await run(kubectl, ['version', '-o', 'json', '--kubeconfig', cp!.kubeconfigPath]);
+    const v = JSON.parse(version) as { clientVersion: { gitVersion: string }; serverVersion: { gitVersion: string } };
+    if (kubectl.startsWith(controlPlaneCacheDir())) expect(v.clientVersion.gitVersion).toBe(controlPlaneVersions().kubernetes);
+    expect(v.serverVersion.gitVersion).toBe(kubernetesVersion());
+
+    const manifest = path.join(cp!.dir, 'dry-run.yaml');
+    fs.writeFileSync(manifest, `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry, namespace: ${ns}}\ndata: {a: "1"}\n`);
+    const { stdout: applied } = await run(kubectl, ['apply', '--dry-run=server', '-f', manifest, '--kubeconfig', cp!.kubeconfigPath]);
+    expect(applied.trim()).toBe('configmap/dry created (server dry run)');
+    const core = cp!.kubeConfig.makeApiClient(CoreV1Api);
+    const names = (await core.listNamespacedConfigMap({ namespace: ns })).items.map((c) => c.metadata?.name);
+    expect(names).toContain('settings');
+    expect(names).not.toContain('dry');
   });
 
   it('finalizes a deleted namespace: the namespace controller empties and removes it', async () => {

@@ -15,7 +15,7 @@ const SETUP_HINT = 'run `bash scripts/setup-control-plane.sh`';
 const run = promisify(execFile);
 
 /** A binary of the test control plane. */
-export type ControlPlaneBinary = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'helm';
+export type ControlPlaneBinary = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kubectl' | 'helm';
 
 /** The pinned versions of scripts/control-plane/versions.env. */
 export interface ControlPlaneVersions {
@@ -376,7 +376,7 @@ export class ControlPlane {
         `--service-account-key-file=${pki.serviceAccountPub}`,
         `--service-account-signing-key-file=${pki.serviceAccountKey}`,
         '--service-cluster-ip-range=10.0.0.0/24',
-        // Nothing routes to the loopback address a `kubernetes` Endpoints object would name.
+        // No Pod runs here to reach the `kubernetes` Service, so its Endpoints are not kept.
         '--endpoint-reconciler-type=none',
       ]);
       const tls = { ca: fs.readFileSync(pki.caCert), cert: fs.readFileSync(pki.adminCert), key: fs.readFileSync(pki.adminKey) };
