@@ -50,7 +50,8 @@ export class PartitionQueue {
   private builder: BatchBuilder | null = null;
   private builderSequence = 0;
   private runs: Run[] = [];
-  private lingerTimer: NodeJS.Timeout | undefined;
+  /** Seals the open batch: a timer for lingerMs, or an immediate for 0 (setTimeout would wait 1 ms). */
+  private lingerTimer: { kind: 'timeout'; t: NodeJS.Timeout } | { kind: 'immediate'; t: NodeJS.Immediate } | undefined;
   /** Sequence of the next batch to seal. */
   private nextSequence = 0;
   /** The broker's expected sequence: after the last acknowledged batch. */
@@ -95,7 +96,7 @@ export class PartitionQueue {
         this.ctx.options.idempotent ? { producerId: this.ctx.producerId, producerEpoch: this.ctx.producerEpoch, baseSequence: this.builderSequence } : {},
         Math.min(batchSizeBytes + 1024, Math.max(16 * 1024, estimate * 2)),
       );
-      this.lingerTimer = setTimeout(() => this.seal(), lingerMs);
+      this.lingerTimer = lingerMs === 0 ? { kind: 'immediate', t: setImmediate(() => this.seal()) } : { kind: 'timeout', t: setTimeout(() => this.seal(), lingerMs) };
     }
     this.builder.append(key, value, headers, timestamp);
     const last = this.runs[this.runs.length - 1];
@@ -104,12 +105,19 @@ export class PartitionQueue {
     if (this.builder.sizeBytes >= batchSizeBytes) this.seal();
   }
 
+  private cancelLinger(): void {
+    const t = this.lingerTimer;
+    if (t === undefined) return;
+    this.lingerTimer = undefined;
+    if (t.kind === 'immediate') clearImmediate(t.t);
+    else clearTimeout(t.t);
+  }
+
   /** Closes the open batch and queues it for sending. */
   seal(): void {
     const builder = this.builder;
     if (builder === null) return;
-    clearTimeout(this.lingerTimer);
-    this.lingerTimer = undefined;
+    this.cancelLinger();
     this.builder = null;
     const bytes = builder.build();
     const count = builder.count;
@@ -132,7 +140,7 @@ export class PartitionQueue {
   /** Fails everything still queued (producer closing without flush). */
   abort(err: KmqError): void {
     this.aborted = true;
-    clearTimeout(this.lingerTimer);
+    this.cancelLinger();
     clearTimeout(this.resumeTimer);
     for (const r of this.runs) r.call.fail(err);
     this.runs = [];

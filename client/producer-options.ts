@@ -12,7 +12,7 @@ export interface ProducerOptions {
    * Default true, except with acks 'none' where no retry can happen.
    */
   idempotent?: boolean;
-  /** How long a partition's batch waits for more records, ms. Default 5. */
+  /** How long a partition's batch waits for more records, ms. Default 5. 0: sent at the end of the current event-loop turn (records sent in one turn share a batch). */
   lingerMs?: number;
   /** A batch is sent once it reaches this size, bytes. Default 256 KiB. */
   batchSizeBytes?: number;

@@ -34,6 +34,8 @@ export class SidecarProbe {
   private readonly duplicates: Counter<'subscription'>;
   private readonly handlerSeconds: Histogram<'subscription'>;
   private readonly commitLag: Gauge<'subscription' | 'topic' | 'partition'>;
+  /** Per subscription, delivered and acked since the last scrape. */
+  private readonly counts: Array<{ labels: { subscription: string }; delivered: number; acked: number }> = [];
 
   constructor() {
     const registers = [this.registry];
@@ -41,8 +43,10 @@ export class SidecarProbe {
     const sub = ['subscription'] as const;
     this.published = new Counter({ name: 'kmq_sidecar_published_total', help: 'Messages the app published and the broker stored, per destination kind', labelNames: ['kind'], registers });
     this.publishFailed = new Counter({ name: 'kmq_sidecar_publish_failed_total', help: 'Publishes answered with an error, per destination kind', labelNames: ['kind'], registers });
-    this.delivered = new Counter({ name: 'kmq_sidecar_delivered_total', help: 'Messages handed to the app, per subscription', labelNames: sub, registers });
-    this.acked = new Counter({ name: 'kmq_sidecar_acked_total', help: 'Messages acknowledged at the source, per subscription', labelNames: sub, registers });
+    // The two per-message counters count in plain numbers and reach prom-client at scrape time (a labelled inc costs ~0.3 µs).
+    const flush = (): void => this.flushCounts();
+    this.delivered = new Counter({ name: 'kmq_sidecar_delivered_total', help: 'Messages handed to the app, per subscription', labelNames: sub, registers, collect: flush });
+    this.acked = new Counter({ name: 'kmq_sidecar_acked_total', help: 'Messages acknowledged at the source, per subscription', labelNames: sub, registers, collect: flush });
     this.retried = new Counter({ name: 'kmq_sidecar_retried_total', help: 'Deliveries to be delivered again (retry, failure, handler timeout), per subscription', labelNames: sub, registers });
     this.deadLettered = new Counter({ name: 'kmq_sidecar_dead_lettered_total', help: 'Messages sent to the dead-letter target, per subscription', labelNames: sub, registers });
     this.duplicates = new Counter({ name: 'kmq_sidecar_duplicates_skipped_total', help: 'Effectively-once deliveries of an already processed key, acked without reaching the app', labelNames: sub, registers });
@@ -79,19 +83,35 @@ export class SidecarProbe {
     this.publishFailed.inc({ kind }, n);
   }
 
+  private flushCounts(): void {
+    for (const c of this.counts) {
+      if (c.delivered > 0) this.delivered.inc(c.labels, c.delivered);
+      if (c.acked > 0) this.acked.inc(c.labels, c.acked);
+      c.delivered = 0;
+      c.acked = 0;
+    }
+  }
+
   /** The probe of one subscription. */
   subscription(name: string): SubscriptionProbe {
     const l = { subscription: name };
-    const delivered = this.delivered.labels(l);
-    const acked = this.acked.labels(l);
+    let counts = this.counts.find((c) => c.labels.subscription === name);
+    if (counts === undefined) {
+      counts = { labels: l, delivered: 0, acked: 0 };
+      this.counts.push(counts);
+      // Exported as 0 before the first message.
+      this.delivered.inc(l, 0);
+      this.acked.inc(l, 0);
+    }
+    const c = counts;
     const retried = this.retried.labels(l);
     const deadLettered = this.deadLettered.labels(l);
     const duplicates = this.duplicates.labels(l);
     const handler = this.handlerSeconds.labels(l);
     const lag = this.commitLag;
     return {
-      delivered: () => delivered.inc(),
-      acked: () => acked.inc(),
+      delivered: () => void c.delivered++,
+      acked: () => void c.acked++,
       retried: () => retried.inc(),
       deadLettered: () => deadLettered.inc(),
       duplicateSkipped: () => duplicates.inc(),

@@ -75,9 +75,19 @@ export class DeliveryPipeline {
     app(d.message, (answer) => {
       if (answer === undefined) return this.finished();
       this.probe.handled((performance.now() - started) / 1000);
-      d.settle(answer).then(
-        (r) => {
-          this.count(r);
+      let r: SettleResult | Promise<SettleResult>;
+      try {
+        r = d.settle(answer);
+      } catch (err) {
+        r = Promise.reject(err);
+      }
+      if (typeof r === 'string') {
+        this.count(r);
+        return this.finished();
+      }
+      r.then(
+        (x) => {
+          this.count(x);
           this.finished();
         },
         (err: unknown) => {

@@ -27,7 +27,8 @@ export type SettleResult = 'acked' | 'retried' | 'dead-lettered' | 'deferred';
 export interface OutboundDelivery {
   /** The Delivery message without its id (the Consume stream assigns ids). */
   readonly message: Omit<Delivery, 'deliveryId'>;
-  settle(s: Settlement): Promise<SettleResult>;
+  /** A result at once where the source acts without I/O (an ordered ack), else a promise. */
+  settle(s: Settlement): SettleResult | Promise<SettleResult>;
 }
 
 /** A short text for a settlement other than ack, for dead-letter history and logs. */
