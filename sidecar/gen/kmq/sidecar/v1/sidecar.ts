@@ -211,7 +211,9 @@ export interface Acks {
  * Deliver the message again (attempt + 1) after delay_ms, or when absent after the
  * subscription's backoff for this attempt. Once the subscription's max attempts are
  * used up, a retry dead-letters the message instead. Ordered subscriptions hold the
- * message's partition until it is done, so per-key order is kept.
+ * message's partition until it is done, so per-key order is kept; with the
+ * subscription's retry.mode `topic`, the message waits in a retry topic instead and
+ * the partition moves on (per-key order is not kept).
  */
 export interface Retry {
   deliveryId: string;
