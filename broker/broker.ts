@@ -108,6 +108,7 @@ export class Broker {
         groupLag: () => groups.lagSnapshot(),
         queues: () => queues.metrics(),
         exchanges: () => queues.exchangeCounters(),
+        duplicatesDropped: () => queues.duplicateCounters(),
       });
       const server = net.createServer();
       const readiness = { broker: undefined as Broker | undefined };

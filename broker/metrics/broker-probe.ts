@@ -5,6 +5,8 @@ export interface PartitionGaugeSource {
   groupLag(): Iterable<{ group: string; topic: string; partition: number; lag: number }>;
   queues(): Iterable<{ queue: string; depth: { ready: number; inFlight: number; delayed: number }; redeliveries: number; deadLettered: number }>;
   exchanges(): { routed: ReadonlyMap<string, number>; unroutable: ReadonlyMap<string, number> };
+  /** Per destination, publishes dropped as repeats of an idempotency key. */
+  duplicatesDropped(): ReadonlyMap<string, number>;
 }
 
 /**
@@ -104,6 +106,16 @@ export class BrokerProbe {
       collect() {
         this.reset();
         for (const q of source.queues()) this.set({ queue: q.queue }, q.deadLettered);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_publish_duplicates_dropped',
+      help: 'Publishes dropped because their x-kmq-idempotency-key was already stored in the dedupe window, per destination, since the broker started',
+      labelNames: ['destination'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [d, n] of source.duplicatesDropped()) this.set({ destination: d }, n);
       },
     });
     new Gauge({

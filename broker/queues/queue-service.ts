@@ -88,6 +88,8 @@ export class QueueService {
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly rotation = new Map<string, number>();
   private readonly counters = { unroutable: new Map<string, number>(), routed: new Map<string, number>(), droppedDeadLetters: 0 };
+  /** Per destination, publishes dropped as repeats of an idempotency key seen within the dedupe window. */
+  private readonly duplicatesDropped = new Map<string, number>();
   private readonly keyCache = new Map<string, string | undefined>();
   /** Dead letters per queue (by topic id) since start. */
   private readonly deadLettered = new Map<string, number>();
@@ -219,6 +221,11 @@ export class QueueService {
 
   exchangeCounters(): { routed: ReadonlyMap<string, number>; unroutable: ReadonlyMap<string, number> } {
     return this.counters;
+  }
+
+  /** Per destination (queue or topic), publishes dropped as duplicates since the broker started. */
+  duplicateCounters(): ReadonlyMap<string, number> {
+    return this.duplicatesDropped;
   }
 
   // ---- Shared consumption --------------------------------------------------
@@ -456,6 +463,7 @@ export class QueueService {
       kept.push(keyed.records[j]!);
       keptKeys.push(key);
     }
+    if (duplicates > 0) this.duplicatesDropped.set(d.name, (this.duplicatesDropped.get(d.name) ?? 0) + duplicates);
     if (kept.length === 0) return { destination: d, partition: original!.partition, baseOffset: original!.offset, duplicates };
     const bytes = duplicates === 0 ? whole : encodeBatch(kept.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp })));
     const p = this.publishPartition(t, d.name);

@@ -67,6 +67,10 @@ describe('broker-kept idempotency', () => {
     expect(fanAgain.routed.map((r) => r.duplicates)).toEqual([1, 1]);
     // Publishing straight to the queue is the same destination.
     expect((await publish({ queue: 'audit' }, [keyed('evt-1', 'e')])).duplicates).toBe(1);
+    // Counted per destination in the broker's metrics.
+    const metrics = await (await fetch(`http://127.0.0.1:${broker.httpPort}/metrics`)).text();
+    const dropped = (d: string): string | undefined => new RegExp(`^kmq_broker_publish_duplicates_dropped\\{destination="${d}"\\} (\\d+)$`, 'm').exec(metrics)?.[1];
+    expect([dropped('orders'), dropped('audit'), dropped('events')]).toEqual(['3', '2', '1']);
 
     await broker.kill();
     await client.close();
