@@ -70,7 +70,9 @@ export function apiListWatch<T extends KubernetesObject>(kubeConfig: KubeConfig,
     timeoutSeconds: options.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
   });
   return {
-    description: options.path,
+    description: [options.path, options.labelSelector && `labelSelector=${options.labelSelector}`, options.fieldSelector && `fieldSelector=${options.fieldSelector}`]
+      .filter(Boolean)
+      .join(' '),
     async list() {
       const response = await options.list();
       const items = (response.items ?? []).map((item) => {
