@@ -170,7 +170,7 @@ export function stringMap(description: string, maxProperties: number, maxValueLe
 
 export function deletionPolicySchema(what: string): JsonSchema {
   return enumOf(
-    `What deleting this resource does to ${what}: Retain (default) keeps it and every message in it; Delete removes it; DeleteIfEmpty removes it only when it holds no messages, else keeps it and reports so in the Ready condition.`,
+    `What deleting this resource does to ${what}: Retain (default) keeps it and every message in it; Delete removes it; DeleteIfEmpty removes it only when it holds no messages and otherwise keeps it.`,
     DELETION_POLICIES,
     'Retain',
   );
