@@ -234,3 +234,35 @@ describe('Informer', () => {
     expect(isResourceExpired(undefined)).toBe(false);
   });
 });
+
+describe('Informer watchdog and stop', () => {
+  it('resumes a watch that stayed open past maxWatchMs', async () => {
+    const source = new FakeSource();
+    const clock = new ManualClock();
+    source.lists.push(() => ({ items: [], resourceVersion: '10' }));
+    const informer = new Informer(source, { clock, backoff, maxWatchMs: 5000 });
+    informer.start();
+    await informer.waitForSync();
+    await flushMicrotasks();
+    await clock.advance(4999);
+    expect(source.watches).toHaveLength(1);
+    await clock.advance(1);
+    expect(source.watches[0]!.aborted).toBe(true);
+    expect(source.watches).toHaveLength(2);
+    expect(source.current.resourceVersion).toBe('10');
+    expect(source.listCalls).toBe(1);
+    await informer.stop();
+  });
+
+  it('stop does not wait for a list call that never answers', async () => {
+    const source = new FakeSource();
+    source.lists.push(() => new Promise<never>(() => undefined) as unknown as ListResult<Obj>);
+    const informer = new Informer(source, { clock: new ManualClock(), backoff });
+    informer.start();
+    await flushMicrotasks();
+    expect(source.listCalls).toBe(1);
+    await informer.stop();
+    expect(informer.running).toBe(false);
+    expect(informer.hasSynced()).toBe(false);
+  });
+});

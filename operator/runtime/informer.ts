@@ -38,6 +38,11 @@ export interface InformerOptions {
   backoff?: BackoffOptions;
   /** A watch that ends sooner than this without events counts as a failure (default 1,000 ms). */
   minWatchMs?: number;
+  /**
+   * A watch open longer than this is presumed dead (a silently dropped connection) and
+   * resumed, ms (default 660,000: the server ends a watch within 600 s of asking).
+   */
+  maxWatchMs?: number;
   logger?: Logger;
 }
 
@@ -82,6 +87,7 @@ export class Informer<T extends KubernetesObject> {
   private readonly clock: Clock;
   private readonly backoff: BackoffOptions;
   private readonly minWatchMs: number;
+  private readonly maxWatchMs: number;
   private readonly log: Logger;
 
   constructor(
@@ -91,6 +97,7 @@ export class Informer<T extends KubernetesObject> {
     this.clock = options.clock ?? systemClock;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.minWatchMs = options.minWatchMs ?? 1000;
+    this.maxWatchMs = options.maxWatchMs ?? 660_000;
     this.log = (options.logger ?? silentLogger()).child({ resource: source.description });
   }
 
@@ -198,8 +205,15 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private async relist(signal: AbortSignal): Promise<void> {
-    const { items, resourceVersion } = await this.source.list();
-    if (signal.aborted) return;
+    // A list call cannot be cancelled; stop() does not wait for it.
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<undefined>((resolve) => {
+      onAbort = () => resolve(undefined);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    const listed = await Promise.race([this.source.list(), aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+    if (signal.aborted || listed === undefined) return;
+    const { items, resourceVersion } = listed;
     const old = this.cache;
     const fresh = new Map<string, T>();
     for (const item of items) fresh.set(objectKey(item), item);
@@ -224,9 +238,14 @@ export class Informer<T extends KubernetesObject> {
       let events = 0;
       let finished = false;
       let handle: WatchHandle | undefined;
+      const watchdog = this.clock.setTimeout(() => {
+        this.log.info({ maxWatchMs: this.maxWatchMs }, 'Watch open too long, resuming it');
+        finish(null);
+      }, this.maxWatchMs);
       const finish = (err: unknown): void => {
         if (finished) return;
         finished = true;
+        this.clock.clearTimeout(watchdog);
         signal.removeEventListener('abort', onAbort);
         handle?.abort();
         if (err && !signal.aborted) reject(err);
