@@ -177,6 +177,15 @@ describe('kmq CRDs in a real API server', () => {
     else expect(got).toMatch(message);
   });
 
+  it('prunes an unknown field when validation is not strict: the schema is structural', async () => {
+    const body = { apiVersion: `${GROUP}/${VERSION}`, kind: 'Topic', metadata: { name: 'pruned' }, spec: { partitons: 3, retention: { time: '1d', size: '1Gi' } } };
+    await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'topics', body, fieldValidation: 'Ignore' });
+    const spec = (await get('Topic', 'pruned')).spec;
+    expect(spec).not.toHaveProperty('partitons');
+    expect(spec.retention).toEqual({ time: '1d' });
+    expect(spec.partitions).toBe(1);
+  });
+
   it('rejects changes of immutable fields with the rules\' messages, and accepts the allowed ones', async () => {
     await create({ kind: 'Topic', metadata: { name: 'immutable' }, spec: { partitions: 3 } });
     expect(await failure(() => patch('Topic', 'immutable', [{ op: 'replace', path: '/spec/replicationFactor', value: 2 }]))).toContain(
