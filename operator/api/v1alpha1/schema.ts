@@ -117,14 +117,22 @@ export function durationMsExpr(s: string): string {
   );
 }
 
+/** `ms` in the largest unit that divides it ("12h", "100ms"); a timer's limit as "2147483647 ms (about 24.8 days)". */
+export function formatDurationMs(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return ms > 86_400_000 ? `${ms} ms (about ${(ms / 86_400_000).toFixed(1)} days)` : `${ms}ms`;
+}
+
 /** A duration string; `maxMs` bounds it (a Node timer holds at most 2^31-1 ms). */
 export function duration(description: string, opts: { default?: string; minMs?: number; maxMs?: number; unlimited?: boolean } = {}): JsonSchema {
   const unlimited = opts.unlimited ?? false;
   const format = `must be a duration: digits and a unit ms, s, m, h or d (e.g. 200ms, 30s, 7d)${unlimited ? ', or unlimited' : ''}`;
   const rules: ValidationRule[] = [{ rule: `${unlimited ? "self == 'unlimited' || " : ''}self.matches('${DURATION_PATTERN}')`, message: format }];
   const guard = `${unlimited ? "self == 'unlimited' || " : ''}!self.matches('${DURATION_PATTERN}') || `;
-  if (opts.minMs !== undefined && opts.minMs > 0) rules.push({ rule: `${guard}${durationMsExpr('self')} >= ${opts.minMs}`, message: `must be at least ${opts.minMs} ms` });
-  if (opts.maxMs !== undefined) rules.push({ rule: `${guard}${durationMsExpr('self')} <= ${opts.maxMs}`, message: `must be at most ${opts.maxMs} ms` });
+  if (opts.minMs !== undefined && opts.minMs > 0) rules.push({ rule: `${guard}${durationMsExpr('self')} >= ${opts.minMs}`, message: `must be at least ${formatDurationMs(opts.minMs)}` });
+  if (opts.maxMs !== undefined) rules.push({ rule: `${guard}${durationMsExpr('self')} <= ${opts.maxMs}`, message: `must be at most ${formatDurationMs(opts.maxMs)}` });
   return {
     type: 'string',
     description,
