@@ -52,7 +52,7 @@ export interface BrokerClusterStatus extends CommonStatus {
   image?: string;
 }
 
-export type BrokerCluster = KmqResource<BrokerClusterSpec, BrokerClusterStatus>;
+export type BrokerCluster = KmqResource<'BrokerCluster', BrokerClusterSpec, BrokerClusterStatus>;
 
 const quantityMap = (description: string): JsonSchema => ({
   type: 'object',

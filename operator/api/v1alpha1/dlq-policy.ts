@@ -27,7 +27,7 @@ export interface DLQPolicyStatus extends CommonStatus {
   dlqDepth?: number;
 }
 
-export type DLQPolicy = KmqResource<DLQPolicySpec, DLQPolicyStatus>;
+export type DLQPolicy = KmqResource<'DLQPolicy', DLQPolicySpec, DLQPolicyStatus>;
 
 const both = `self.initial.matches('${DURATION_PATTERN}') && self.max.matches('${DURATION_PATTERN}')`;
 

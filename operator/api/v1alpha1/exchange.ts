@@ -41,7 +41,7 @@ export interface ExchangeStatus extends CommonStatus {
   unroutable?: number;
 }
 
-export type Exchange = KmqResource<ExchangeSpec, ExchangeStatus>;
+export type Exchange = KmqResource<'Exchange', ExchangeSpec, ExchangeStatus>;
 
 const spec = object<ExchangeSpec>(
   'The desired exchange.',

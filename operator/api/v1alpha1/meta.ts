@@ -8,9 +8,9 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const CATEGORY = 'kmq';
 
 /** A kmq custom resource as the API server returns it. */
-export interface KmqResource<Spec, Status> {
+export interface KmqResource<Kind extends string, Spec, Status> {
   apiVersion: typeof API_VERSION;
-  kind: string;
+  kind: Kind;
   metadata: V1ObjectMeta;
   spec: Spec;
   status?: Status;

@@ -55,7 +55,7 @@ export interface QueueStatus extends CommonStatus {
   bindings?: number;
 }
 
-export type Queue = KmqResource<QueueSpec, QueueStatus>;
+export type Queue = KmqResource<'Queue', QueueSpec, QueueStatus>;
 
 const count = (description: string) => ({ type: 'integer' as const, format: 'int64', minimum: 0, description });
 

@@ -78,7 +78,7 @@ export interface SubscriptionStatus extends CommonStatus {
   lastReset?: { requestId: string; to: string; time: string };
 }
 
-export type Subscription = KmqResource<SubscriptionSpec, SubscriptionStatus>;
+export type Subscription = KmqResource<'Subscription', SubscriptionSpec, SubscriptionStatus>;
 
 /** The CEL expression of the effective mode of `s`. */
 const mode = (s: string): string => `(has(${s}.mode) ? ${s}.mode : (has(${s}.topic) ? 'ordered' : 'shared'))`;

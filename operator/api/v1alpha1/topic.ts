@@ -53,7 +53,7 @@ export interface TopicStatus extends CommonStatus {
   bindings?: number;
 }
 
-export type Topic = KmqResource<TopicSpec, TopicStatus>;
+export type Topic = KmqResource<'Topic', TopicSpec, TopicStatus>;
 
 const spec = object<TopicSpec>(
   'The desired topic.',
