@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { BucketHistogram } from './bucket-histogram.js';
 
 /** The metrics of one subscription, label children resolved once (no label lookup per record). */
 export interface SubscriptionProbe {
@@ -32,7 +33,7 @@ export class SidecarProbe {
   private readonly retried: Counter<'subscription'>;
   private readonly deadLettered: Counter<'subscription'>;
   private readonly duplicates: Counter<'subscription'>;
-  private readonly handlerSeconds: Histogram<'subscription'>;
+  private readonly handlerSeconds: BucketHistogram;
   private readonly commitLag: Gauge<'subscription' | 'topic' | 'partition'>;
   /** Per subscription, delivered and acked since the last scrape. */
   private readonly counts: Array<{ labels: { subscription: string }; delivered: number; acked: number }> = [];
@@ -50,13 +51,12 @@ export class SidecarProbe {
     this.retried = new Counter({ name: 'kmq_sidecar_retried_total', help: 'Deliveries to be delivered again (retry, failure, handler timeout), per subscription', labelNames: sub, registers });
     this.deadLettered = new Counter({ name: 'kmq_sidecar_dead_lettered_total', help: 'Messages sent to the dead-letter target, per subscription', labelNames: sub, registers });
     this.duplicates = new Counter({ name: 'kmq_sidecar_duplicates_skipped_total', help: 'Effectively-once deliveries of an already processed key, acked without reaching the app', labelNames: sub, registers });
-    this.handlerSeconds = new Histogram({
-      name: 'kmq_sidecar_handler_seconds',
-      help: 'Time from handing a message to the app to its settlement, per subscription',
-      labelNames: sub,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
+    this.handlerSeconds = new BucketHistogram(
+      'kmq_sidecar_handler_seconds',
+      'Time from handing a message to the app to its settlement, per subscription',
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      this.registry,
+    );
     this.commitLag = new Gauge({
       name: 'kmq_sidecar_commit_lag_records',
       help: 'Records delivered on a partition and not yet covered by a committed offset (ordered subscriptions)',
@@ -107,7 +107,7 @@ export class SidecarProbe {
     const retried = this.retried.labels(l);
     const deadLettered = this.deadLettered.labels(l);
     const duplicates = this.duplicates.labels(l);
-    const handler = this.handlerSeconds.labels(l);
+    const handler = this.handlerSeconds.child(l);
     const lag = this.commitLag;
     return {
       delivered: () => void c.delivered++,
@@ -115,7 +115,7 @@ export class SidecarProbe {
       retried: () => retried.inc(),
       deadLettered: () => deadLettered.inc(),
       duplicateSkipped: () => duplicates.inc(),
-      handled: (seconds) => handler.observe(seconds),
+      handled: handler,
       commitLag: (topic, partition, records) => lag.set({ subscription: name, topic, partition: String(partition) }, records),
     };
   }

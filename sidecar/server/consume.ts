@@ -88,8 +88,9 @@ class ConsumeSession {
   private state: 'awaiting-start' | 'starting' | 'running' | 'ended' = 'awaiting-start';
   private sub: CompiledSubscription | undefined;
   private source: DeliverySource | undefined;
-  private readonly pending = new Map<string, PendingDelivery>();
-  private readonly timedOut = new Set<string>();
+  /** By delivery id (the stream's counter; the wire carries it as a decimal string). */
+  private readonly pending = new Map<number, PendingDelivery>();
+  private readonly timedOut = new Set<number>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private nextId = 0;
   /** Deliveries per response; above 1, the outbox collects the deliveries of one turn. */
@@ -181,9 +182,19 @@ class ConsumeSession {
 
   private send(message: Omit<Delivery, 'deliveryId'>, answer: (s: Settlement | undefined) => void): void {
     if (this.state !== 'running') return answer(undefined);
-    const deliveryId = String(++this.nextId);
-    this.pending.set(deliveryId, { resolve: answer, sentAt: Date.now() });
-    const delivery: Delivery = { deliveryId, ...message };
+    const id = ++this.nextId;
+    this.pending.set(id, { resolve: answer, sentAt: Date.now() });
+    const m = message;
+    const delivery: Delivery = {
+      deliveryId: String(id),
+      payload: m.payload,
+      key: m.key,
+      headers: m.headers,
+      attempt: m.attempt,
+      source: m.source,
+      timestampMs: m.timestampMs,
+      idempotencyKey: m.idempotencyKey,
+    };
     if (this.maxBatch <= 1) {
       this.call.write({ delivery });
       return;
@@ -218,10 +229,12 @@ class ConsumeSession {
   }
 
   private settle(deliveryId: string, s: Settlement): void {
-    const d = this.pending.get(deliveryId);
+    // Only the stream's own decimal ids ("1", "2", ...) can match.
+    const id = /^[1-9][0-9]{0,15}$/.test(deliveryId) ? Number(deliveryId) : -1;
+    const d = this.pending.get(id);
     if (d === undefined) {
       // Settled after its handler timeout: already retried.
-      if (this.timedOut.delete(deliveryId)) return;
+      if (this.timedOut.delete(id)) return;
       throw new KmqError(
         ErrorCode.UnknownDelivery,
         deliveryId === '' ? 'delivery_id is required' : `Delivery "${deliveryId}" is not in flight on this stream (unknown, or already settled)`,
@@ -229,7 +242,7 @@ class ConsumeSession {
         { retriable: false },
       );
     }
-    this.pending.delete(deliveryId);
+    this.pending.delete(id);
     d.resolve(s);
   }
 
