@@ -1,3 +1,10 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ApiextensionsV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { KubernetesObject, V1ConfigMap, V1Lease, V1StatefulSet } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -408,6 +415,146 @@ describe('leader election against a real Lease', () => {
     for (let k = 1; k < sorted.length; k++) expect(sorted[k]!.start).toBeGreaterThanOrEqual(sorted[k - 1]!.end!);
     for (const r of reconciles) {
       expect(intervals.some((i) => i.who === r.who && i.start <= r.at && r.at <= i.end!)).toBe(true);
+    }
+  }, 90_000);
+});
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The built runtime (dist/, as `npm test` builds it first); stale output would test old code. */
+function builtRuntime(): string {
+  const src = path.join(root, 'operator', 'runtime');
+  const out = path.join(root, 'dist', 'operator', 'runtime');
+  for (const file of fs.readdirSync(src).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))) {
+    const js = path.join(out, file.replace(/\.ts$/, '.js'));
+    if (!fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(path.join(src, file)).mtimeMs) {
+      throw new Error(`${path.relative(root, js)} is missing or older than its source: run \`npm run build\``);
+    }
+  }
+  return out;
+}
+
+/** A Manager candidate in a process of its own: prints one JSON line per event. */
+const CANDIDATE = `
+const [kubeconfig, ns, lease, timings, runtime, clientNode, who] = process.argv.slice(2);
+const { KubeConfig, CoreV1Api } = await import(clientNode);
+const { Manager } = await import(runtime + '/manager.js');
+const { Controller } = await import(runtime + '/controller.js');
+const { apiListWatch } = await import(runtime + '/list-watch.js');
+const say = (event, extra = {}) => process.stdout.write(JSON.stringify({ event, who, at: Date.now(), ...extra }) + '\\n');
+const kc = new KubeConfig();
+kc.loadFromFile(kubeconfig);
+const core = kc.makeApiClient(CoreV1Api);
+const manager = new Manager({
+  kubeConfig: kc,
+  handleSignals: true,
+  drainTimeoutMs: 2000,
+  leaderElection: { namespace: ns, name: lease, identity: who, ...JSON.parse(timings) },
+  onStartedLeading: () => say('started'),
+  onStoppedLeading: () => say('stopped'),
+});
+const informer = manager.informer(apiListWatch(kc, { path: '/api/v1/namespaces/' + ns + '/configmaps', list: () => core.listNamespacedConfigMap({ namespace: ns }) }));
+manager.add(new Controller({ name: 'probe', reconcile: async (key) => { say('reconcile', { key }); return { requeueAfterMs: 100 }; } }).watch(informer));
+say('ready');
+const why = await manager.start();
+say('exit', { why });
+`;
+
+interface CandidateEvent {
+  event: string;
+  who: string;
+  at: number;
+  why?: string;
+}
+
+class CandidateProcess {
+  readonly events: CandidateEvent[] = [];
+  readonly exited: Promise<number | null>;
+  private readonly child: ChildProcess;
+
+  constructor(script: string, args: string[], readonly who: string) {
+    this.child = spawn(process.execPath, [script, ...args, who], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      try {
+        this.events.push(JSON.parse(line) as CandidateEvent);
+      } catch {
+        // not ours
+      }
+    });
+    this.child.stderr!.on('data', () => undefined);
+  }
+
+  has(event: string): CandidateEvent | undefined {
+    return this.events.find((e) => e.event === event);
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(sig);
+  }
+}
+
+describe('leader election between operator processes', () => {
+  const timings = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 250 };
+
+  it('SIGTERM stops the leader gracefully and releases the lease; after SIGKILL the next one waits for expiry', async () => {
+    const runtime = builtRuntime();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kmq-runtime-'));
+    const script = path.join(dir, 'candidate.mjs');
+    fs.writeFileSync(script, CANDIDATE);
+    const ns = await createNamespace('le-proc');
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'work' }, data: {} } });
+    const clientNode = pathToFileURL(path.join(root, 'node_modules', '@kubernetes', 'client-node', 'dist', 'index.js')).href;
+    const args = [cp!.kubeconfigPath, ns, 'runtime-proc', JSON.stringify(timings), runtime, clientNode];
+    const procs: CandidateProcess[] = [];
+    const start = (who: string) => {
+      const p = new CandidateProcess(script, args, who);
+      procs.push(p);
+      return p;
+    };
+    try {
+      const a = start('a');
+      await eventually('a leads', 20_000, () => a.has('started'));
+      await eventually('a reconciles', 10_000, () => a.has('reconcile'));
+      const b = start('b');
+      await eventually('b is up', 20_000, () => b.has('ready'));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(b.has('started')).toBeUndefined();
+
+      const termAt = Date.now();
+      a.signal('SIGTERM');
+      // exit code 0 once the script ends: the stopped manager left no timer or socket open
+      expect(await a.exited).toBe(0);
+      expect(a.has('stopped')).toBeDefined();
+      expect(a.has('exit')?.why).toBe('stopped');
+      const bStarted = await eventually('b takes over after a released the lease', 10_000, () => b.has('started'));
+      expect(bStarted.at - termAt).toBeLessThan(timings.leaseDurationMs - 1000);
+
+      const c = start('c');
+      await eventually('c is up', 20_000, () => c.has('ready'));
+      await new Promise((r) => setTimeout(r, 500));
+      const killAt = Date.now();
+      b.signal('SIGKILL');
+      await b.exited;
+      const cStarted = await eventually('c takes over after the lease expired', 15_000, () => c.has('started'));
+      expect(cStarted.at - killAt).toBeGreaterThanOrEqual(timings.leaseDurationMs - 2 * timings.retryPeriodMs);
+      expect(cStarted.at - killAt).toBeLessThan(timings.leaseDurationMs + 3000);
+
+      // intervals: a [started, stopped], b [started, killed], c [started, ...]: never overlapping,
+      // and every reconcile lies inside its process's interval
+      const aStart = a.has('started')!.at;
+      const aEnd = a.has('stopped')!.at;
+      expect(aEnd).toBeLessThanOrEqual(bStarted.at);
+      expect(killAt).toBeLessThanOrEqual(cStarted.at);
+      const within = (p: CandidateProcess, from: number, to: number) =>
+        p.events.filter((e) => e.event === 'reconcile').every((e) => e.at >= from && e.at <= to);
+      expect(within(a, aStart, aEnd)).toBe(true);
+      expect(within(b, bStarted.at, killAt)).toBe(true);
+      expect(b.events.some((e) => e.event === 'reconcile')).toBe(true);
+    } finally {
+      for (const p of procs) p.signal('SIGKILL');
+      await Promise.all(procs.map((p) => p.exited));
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
 });
