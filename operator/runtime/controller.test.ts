@@ -201,6 +201,41 @@ describe('Controller', () => {
     await informer.stop();
   });
 
+  it('resyncs every cached key every resyncMs', async () => {
+    const clock = new ManualClock();
+    const calls: string[] = [];
+    const informer = new Informer(source([obj('a', '1'), obj('b', '1')]), { clock });
+    const controller = new Controller({ name: 'test', clock, resyncMs: 60_000, reconcile: async (k) => void calls.push(k) }).watch(informer);
+    informer.start();
+    await controller.start();
+    await flushMicrotasks();
+    expect(calls.sort()).toEqual(['ns/a', 'ns/b']);
+    await clock.advance(59_999);
+    expect(calls).toHaveLength(2);
+    await clock.advance(1);
+    expect(calls).toHaveLength(4);
+    await clock.advance(60_000);
+    expect(calls).toHaveLength(6);
+    await controller.stop();
+    await clock.advance(120_000);
+    expect(calls).toHaveLength(6);
+    await informer.stop();
+  });
+
+  it('hears of objects cached before it watched the informer', async () => {
+    const clock = new ManualClock();
+    const informer = new Informer(source([obj('a', '1')]), { clock });
+    informer.start();
+    await informer.waitForSync();
+    const calls: string[] = [];
+    const controller = new Controller({ name: 'late', clock, reconcile: async (k) => void calls.push(k) }).watch(informer);
+    await controller.start();
+    await flushMicrotasks();
+    expect(calls).toEqual(['ns/a']);
+    await controller.stop();
+    await informer.stop();
+  });
+
   it('maps owned objects to their controlling owner', () => {
     const map = ownerKey('Thing', 'v1');
     expect(map(obj('child', '1', 'parent'))).toBe('ns/parent');

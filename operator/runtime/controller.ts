@@ -43,6 +43,11 @@ export interface ControllerOptions {
   reconcile: Reconciler;
   /** Reconciles running at once, each on a different key (default 1). */
   workers?: number;
+  /**
+   * Every this many ms, enqueue the keys of every cached object again, so state outside
+   * Kubernetes (a broker's topics) that drifted without an event is repaired (default: never).
+   */
+  resyncMs?: number;
   /** Backoff after failed reconciles (default: 5 ms doubling to 5 min per key, 10 qps burst 100 overall). */
   rateLimiter?: RateLimiter | RateLimiterOptions;
   clock?: Clock;
@@ -77,6 +82,10 @@ export class Controller {
   private readonly reconcile: Reconciler;
   private readonly workers: number;
   private readonly informers = new Set<Informer<KubernetesObject>>();
+  private readonly sources: Array<{ informer: Informer<KubernetesObject>; enqueue: (obj: KubernetesObject) => void }> = [];
+  private readonly clock: Clock;
+  private readonly resyncMs: number | undefined;
+  private resyncTimer: unknown;
   private readonly log: Logger;
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
@@ -85,6 +94,8 @@ export class Controller {
 
   constructor(options: ControllerOptions) {
     const clock = options.clock ?? systemClock;
+    this.clock = clock;
+    this.resyncMs = options.resyncMs;
     this.name = options.name;
     this.reconcile = options.reconcile;
     this.workers = options.workers ?? 1;
@@ -115,6 +126,7 @@ export class Controller {
     informer.on('add', enqueue);
     informer.on('update', (obj) => enqueue(obj));
     informer.on('delete', enqueue);
+    this.sources.push({ informer: informer as unknown as Informer<KubernetesObject>, enqueue: enqueue as (obj: KubernetesObject) => void });
     return this;
   }
 
@@ -135,6 +147,7 @@ export class Controller {
     if (signal?.aborted) return false;
     this.log.info({ workers: this.workers }, 'Starting workers');
     this.running = Promise.all(Array.from({ length: this.workers }, () => this.work())).then(() => undefined);
+    if (this.resyncMs !== undefined && this.resyncMs > 0) this.scheduleResync(this.resyncMs);
     return true;
   }
 
@@ -144,6 +157,7 @@ export class Controller {
    * for them. Resolves true when the queue drained in time.
    */
   async stop(drainTimeoutMs = 30_000): Promise<boolean> {
+    if (this.resyncTimer !== undefined) this.clock.clearTimeout(this.resyncTimer);
     if (!this.running) {
       this.queue.shutDown();
       this.abort.abort();
@@ -155,6 +169,14 @@ export class Controller {
     await this.running;
     this.log.info({ drained }, 'Stopped');
     return drained;
+  }
+
+  private scheduleResync(ms: number): void {
+    this.resyncTimer = this.clock.setTimeout(() => {
+      if (this.queue.isShuttingDown) return;
+      for (const { informer, enqueue } of this.sources) for (const obj of informer.list()) enqueue(obj);
+      this.scheduleResync(ms);
+    }, ms);
   }
 
   private async work(): Promise<void> {

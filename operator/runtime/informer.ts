@@ -101,13 +101,17 @@ export class Informer<T extends KubernetesObject> {
     this.log = (options.logger ?? silentLogger()).child({ resource: source.description });
   }
 
+  /** Registers a handler; an 'add' handler is called at once for every object already cached. */
   on(event: 'add', handler: AddHandler<T>): this;
   on(event: 'update', handler: UpdateHandler<T>): this;
   on(event: 'delete', handler: DeleteHandler<T>): this;
   on(event: 'error', handler: ErrorHandler): this;
   on(event: 'add' | 'update' | 'delete' | 'error', handler: AddHandler<T> | UpdateHandler<T> | ErrorHandler): this {
-    if (event === 'add') this.adds.push(handler as AddHandler<T>);
-    else if (event === 'update') this.updates.push(handler as UpdateHandler<T>);
+    if (event === 'add') {
+      this.adds.push(handler as AddHandler<T>);
+      // A handler added late still hears of every cached object, as with client-go's AddEventHandler.
+      for (const obj of this.cache.values()) this.emit([handler as AddHandler<T>], obj);
+    } else if (event === 'update') this.updates.push(handler as UpdateHandler<T>);
     else if (event === 'delete') this.deletes.push(handler as DeleteHandler<T>);
     else this.errors.push(handler as ErrorHandler);
     return this;
