@@ -227,6 +227,11 @@ describe('Informer', () => {
     await informer.stop();
   });
 
+  it('waitForSync answers false at once for an informer that is not running', async () => {
+    const informer = new Informer(new FakeSource(), { clock: new ManualClock(), backoff });
+    expect(await informer.waitForSync()).toBe(false);
+  });
+
   it('recognises 410 in its forms', () => {
     expect(isResourceExpired({ statusCode: 410 })).toBe(true);
     expect(isResourceExpired({ code: 410 })).toBe(true);

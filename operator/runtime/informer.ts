@@ -146,9 +146,10 @@ export class Informer<T extends KubernetesObject> {
     return this.synced;
   }
 
-  /** Resolves once synced; false if `signal` aborted or the informer stopped first. */
+  /** Resolves once synced; false if `signal` aborted or the informer stopped first (or is not running). */
   waitForSync(signal?: AbortSignal): Promise<boolean> {
     if (this.synced) return Promise.resolve(true);
+    if (!this.loop || signal?.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
       const onAbort = (): void => resolve(false);
       signal?.addEventListener('abort', onAbort, { once: true });
