@@ -8,7 +8,7 @@ import { systemClock } from './clock.js';
 import type { Controller } from './controller.js';
 import { Informer } from './informer.js';
 import type { InformerOptions } from './informer.js';
-import { LeaderElector, apiLeaseStore, compileLeaderElectionOptions } from './leader-election.js';
+import { LeaderElector, apiLeaseStore } from './leader-election.js';
 import type { LeaseStore } from './leader-election.js';
 import type { ListWatchSource } from './list-watch.js';
 
@@ -93,7 +93,6 @@ export class Manager {
         onStartedLeading: (signal: AbortSignal) => this.lead(signal),
         onStoppedLeading: () => this.stopControllers(),
       };
-      compileLeaderElectionOptions(config);
       this.elector = new LeaderElector(config);
     }
   }
