@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { isMap, isScalar, parseAllDocuments, parseDocument } from 'yaml';
+import type { YAMLMap } from 'yaml';
 import { ControlPlane, controlPlaneBinary } from '../utils/control-plane.js';
 
 // The Helm chart charts/kmq with a real helm and a real kube-apiserver: lint,
@@ -206,6 +207,34 @@ describe('Helm chart charts/kmq', () => {
     expect(args).toContain(`--webhook-service=${svc.metadata.name}`);
     expect(args).toContain(`--webhook-configuration=${mwc.metadata.name}`);
     expect(args).toContain(`--webhook-secret=${one(objects, 'Secret').metadata.name}`);
+  });
+
+  it('documents every value in values.yaml and in the chart README, and the schema knows each', () => {
+    type SchemaNode = { $ref?: string; properties?: Record<string, SchemaNode> };
+    const schema = JSON.parse(fs.readFileSync(path.join(CHART, 'values.schema.json'), 'utf8')) as SchemaNode & { definitions: Record<string, SchemaNode> };
+    const resolve = (n: SchemaNode): SchemaNode => (n.$ref ? schema.definitions[n.$ref.replace('#/definitions/', '')]! : n);
+    const readme = fs.readFileSync(path.join(CHART, 'README.md'), 'utf8');
+    const doc = parseDocument(fs.readFileSync(path.join(CHART, 'values.yaml'), 'utf8'));
+    const leaves: string[] = [];
+    // A value is a leaf where the schema stops describing properties (a free-form map, a list, a scalar).
+    const walk = (map: YAMLMap, node: SchemaNode, prefix: string, parentComment: boolean): void => {
+      map.items.forEach((pair, i) => {
+        const key = isScalar(pair.key) ? String(pair.key.value) : '';
+        const at = `${prefix}${key}`;
+        const sub = node.properties?.[key];
+        expect(sub, `values.schema.json describes ${at}`).toBeDefined();
+        // The comment above a map's first key belongs to the map in the yaml package's tree.
+        const comment = (isScalar(pair.key) ? pair.key.commentBefore : undefined) ?? (i === 0 ? map.commentBefore : undefined);
+        const own = comment !== undefined && comment !== null && comment.trim() !== '';
+        const resolved = resolve(sub!);
+        if (resolved.properties && isMap(pair.value)) return walk(pair.value, resolved, `${at}.`, own);
+        leaves.push(at);
+        expect(own || parentComment, `values.yaml has a comment for ${at}`).toBe(true);
+      });
+    };
+    walk(doc.contents as YAMLMap, schema, '', false);
+    expect(leaves.length).toBeGreaterThan(30);
+    for (const leaf of leaves) expect(readme, `charts/kmq/README.md documents ${leaf}`).toContain(`| \`${leaf}\` |`);
   });
 
   it('rejects bad values with a message naming the value', async () => {
