@@ -1,0 +1,178 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { BrokerCluster } from '../../operator/api/v1alpha1/index.js';
+import { applyObject, readObject } from '../../operator/apply.js';
+import { buildBrokerClusterObjects } from '../../operator/builders/broker-cluster.js';
+import { ControlPlane, controlPlaneBinary } from '../utils/control-plane.js';
+
+// A BrokerCluster's objects applied to a real kube-apiserver with the controller-manager:
+// the StatefulSet controller creates the pods (in a namespace that enforces Pod Security
+// restricted) and their volume claims, re-applying is a no-op, hand edits are undone,
+// and deleting the BrokerCluster garbage-collects every child but the volumes.
+
+const run = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const NS = `bc-objects-${process.pid}`;
+
+let cp: ControlPlane | undefined;
+let objects: KubernetesObjectApi;
+let core: CoreV1Api;
+let apps: AppsV1Api;
+let custom: CustomObjectsApi;
+let cluster: BrokerCluster;
+
+async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s${last === undefined ? '' : ` (last error: ${String(last)})`}\n${cp?.logs() ?? ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function ref(o: KubernetesObject): string {
+  return `${o.kind}/${o.metadata!.name}`;
+}
+
+beforeAll(async () => {
+  cp = await ControlPlane.start({ controllerManager: true });
+  objects = KubernetesObjectApi.makeApiClient(cp.kubeConfig);
+  core = cp.kubeConfig.makeApiClient(CoreV1Api);
+  apps = cp.kubeConfig.makeApiClient(AppsV1Api);
+  custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
+  await run(controlPlaneBinary('kubectl'), ['apply', '--server-side', '--field-manager=kmq-test', '-f', path.join(root, 'crds'), '--kubeconfig', cp.kubeconfigPath]);
+  const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api);
+  await eventually('the BrokerCluster CRD is Established', 30_000, async () => {
+    const crd = await ext.readCustomResourceDefinition({ name: 'brokerclusters.kmq.dev' });
+    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+  });
+  await core.createNamespace({
+    body: { metadata: { name: NS, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } },
+  });
+  // The example of examples/kubernetes, in a namespace of its own.
+  const example = parse(fs.readFileSync(path.join(root, 'examples', 'kubernetes', 'broker-cluster.yaml'), 'utf8')) as BrokerCluster;
+  example.metadata.namespace = NS;
+  await custom.createNamespacedCustomObject({ group: 'kmq.dev', version: 'v1alpha1', namespace: NS, plural: 'brokerclusters', body: example });
+  cluster = (await custom.getNamespacedCustomObject({ group: 'kmq.dev', version: 'v1alpha1', namespace: NS, plural: 'brokerclusters', name: example.metadata.name! })) as BrokerCluster;
+}, 180_000);
+
+afterAll(async () => {
+  await cp?.stop();
+});
+
+describe('a BrokerCluster\'s objects in a real API server', () => {
+  it('are created by server-side apply', async () => {
+    expect(cluster.spec.replicas).toBe(3);
+    for (const o of buildBrokerClusterObjects(cluster)) {
+      const r = await applyObject(objects, o);
+      expect(r, ref(o)).toMatchObject({ created: true, changed: true });
+      expect(r.object.metadata?.managedFields?.some((f) => f.manager === 'kmq-operator' && f.operation === 'Apply'), ref(o)).toBe(true);
+    }
+    const sts = await apps.readNamespacedStatefulSet({ namespace: NS, name: 'main-broker' });
+    expect(sts.spec?.replicas).toBe(3);
+    expect(sts.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests?.storage).toBe('20Gi');
+    expect(sts.spec?.template.spec?.containers[0]?.resources).toEqual({ requests: { cpu: '500m', memory: '1Gi' }, limits: { memory: '2Gi' } });
+    expect(sts.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'BrokerCluster', name: 'main', uid: cluster.metadata.uid, controller: true, blockOwnerDeletion: true });
+    const headless = await core.readNamespacedService({ namespace: NS, name: 'main-broker' });
+    expect(headless.spec?.clusterIP).toBe('None');
+    const client = await core.readNamespacedService({ namespace: NS, name: 'main-client' });
+    expect(client.spec?.clusterIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  });
+
+  it('applying again changes nothing', async () => {
+    // After the controller-manager has written the StatefulSet's status, too.
+    await eventually('the StatefulSet status is observed', 30_000, async () => {
+      const sts = await apps.readNamespacedStatefulSet({ namespace: NS, name: 'main-broker' });
+      return sts.status?.observedGeneration === sts.metadata?.generation ? true : undefined;
+    });
+    for (const o of buildBrokerClusterObjects(cluster)) {
+      const before = await readObject(objects, o);
+      const r = await applyObject(objects, o);
+      expect(r, ref(o)).toMatchObject({ created: false, changed: false });
+      expect(r.object.metadata?.resourceVersion, ref(o)).toBe(before?.metadata?.resourceVersion);
+    }
+  });
+
+  it('the StatefulSet controller creates the pods, restricted-compliant, and their volume claims', async () => {
+    const pods = await eventually('three broker pods', 60_000, async () => {
+      const list = await core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/instance=main,app.kubernetes.io/component=broker' });
+      return list.items.length === 3 ? list.items : undefined;
+    });
+    expect(pods.map((p) => p.metadata?.name).sort()).toEqual(['main-broker-0', 'main-broker-1', 'main-broker-2']);
+    for (const p of pods) {
+      // The broker id of --node-id=$(POD_INDEX).
+      expect(p.metadata?.labels?.['apps.kubernetes.io/pod-index']).toBe(p.metadata!.name!.split('-').at(-1));
+      expect(p.spec?.serviceAccountName).toBe('main-broker');
+      expect(p.spec?.volumes?.find((v) => v.name === 'data')?.persistentVolumeClaim?.claimName).toBe(`data-${p.metadata!.name}`);
+    }
+    const claims = await eventually('three volume claims', 30_000, async () => {
+      const list = await core.listNamespacedPersistentVolumeClaim({ namespace: NS });
+      return list.items.length === 3 ? list.items : undefined;
+    });
+    expect(claims.map((c) => c.metadata?.name).sort()).toEqual(['data-main-broker-0', 'data-main-broker-1', 'data-main-broker-2']);
+    for (const c of claims) expect(c.spec?.resources?.requests?.storage).toBe('20Gi');
+  });
+
+  it('the pod template passes Pod Security restricted; a non-compliant one is refused in the same namespace', async () => {
+    const sts = await apps.readNamespacedStatefulSet({ namespace: NS, name: 'main-broker' });
+    const pod: V1Pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'template-check', namespace: NS, labels: sts.spec!.template.metadata!.labels! },
+      spec: { ...sts.spec!.template.spec!, volumes: [...(sts.spec!.template.spec!.volumes ?? []), { name: 'data', emptyDir: {} }] },
+    };
+    await core.createNamespacedPod({ namespace: NS, body: pod, dryRun: 'All' });
+
+    const loose = structuredClone(pod);
+    delete loose.spec!.containers[0]!.securityContext!.capabilities;
+    delete loose.spec!.containers[0]!.securityContext!.allowPrivilegeEscalation;
+    const refused = await core.createNamespacedPod({ namespace: NS, body: loose, dryRun: 'All' }).then(
+      () => '',
+      (err: unknown) => (JSON.parse(String((err as { body?: unknown }).body)) as { message: string }).message,
+    );
+    expect(refused).toContain('violates PodSecurity "restricted:latest"');
+    expect(refused).toContain('allowPrivilegeEscalation != false');
+  });
+
+  it('a hand edit of the StatefulSet is undone by applying, a deleted Service is created again', async () => {
+    await apps.patchNamespacedStatefulSet(
+      { namespace: NS, name: 'main-broker', body: [{ op: 'replace', path: '/spec/replicas', value: 1 }], fieldManager: 'kubectl-edit' },
+    );
+    expect((await apps.readNamespacedStatefulSet({ namespace: NS, name: 'main-broker' })).spec?.replicas).toBe(1);
+    await core.deleteNamespacedService({ namespace: NS, name: 'main-client' });
+
+    const changed: string[] = [];
+    for (const o of buildBrokerClusterObjects(cluster)) {
+      const r = await applyObject(objects, o);
+      if (r.changed) changed.push(`${ref(o)}${r.created ? ' (created)' : ''}`);
+    }
+    expect(changed).toEqual(['Service/main-client (created)', 'StatefulSet/main-broker']);
+    expect((await apps.readNamespacedStatefulSet({ namespace: NS, name: 'main-broker' })).spec?.replicas).toBe(3);
+  });
+
+  it('deleting the BrokerCluster garbage-collects every child; the volume claims stay with the messages', async () => {
+    await custom.deleteNamespacedCustomObject({ group: 'kmq.dev', version: 'v1alpha1', namespace: NS, plural: 'brokerclusters', name: 'main' });
+    const built = buildBrokerClusterObjects(cluster);
+    // The garbage collector learns of the BrokerCluster kind at its next discovery (every 30 s).
+    await eventually('every child is gone', 100_000, async () => {
+      for (const o of built) if ((await readObject(objects, o)) !== undefined) return undefined;
+      const pods = await core.listNamespacedPod({ namespace: NS });
+      return pods.items.length === 0 ? true : undefined;
+    });
+    const claims = await core.listNamespacedPersistentVolumeClaim({ namespace: NS });
+    expect(claims.items.map((c) => c.metadata?.name).sort()).toEqual(['data-main-broker-0', 'data-main-broker-1', 'data-main-broker-2']);
+  }, 120_000);
+});
