@@ -50,6 +50,9 @@ helm install kmq charts/kmq --namespace "$SYSTEM" --create-namespace \
 
 kubectl create namespace "$NS"
 kubectl apply -f examples/kubernetes/
+# The example asks 500m CPU and 1Gi per broker; a kind node on a laptop may not spare three times that.
+kubectl patch -n "$NS" brokerclusters.kmq.dev main --type merge \
+  -p '{"spec":{"resources":{"requests":{"cpu":"100m","memory":"256Mi"},"limits":{"memory":"1Gi"}}}}'
 # The brokers first (StatefulSet, volumes), then everything that lives on them.
 kubectl wait -n "$NS" --for=condition=Ready brokerclusters.kmq.dev --all --timeout=10m
 kubectl wait -n "$NS" --for=condition=Ready "$KINDS" --all --timeout=5m
