@@ -61,6 +61,17 @@ async function refusal(call: () => Promise<unknown>): Promise<string> {
   throw new Error('The request was not refused');
 }
 
+/** Waits until the API server, which reads webhook configurations through an informer, gets the sidecar into a Pod (a dry run). */
+async function untilInjected(): Promise<void> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const pod = await createPod(appPod('probe'), true).catch(() => undefined);
+    if (pod !== undefined && sidecarsOf(pod) === 1) return;
+    if (Date.now() > until) throw new Error('The API server never called the webhook');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 function sidecarsOf(pod: V1Pod): number {
   return [...(pod.spec?.initContainers ?? []), ...pod.spec!.containers].filter((c) => c.name === SIDECAR_CONTAINER_NAME).length;
 }
@@ -85,10 +96,10 @@ function webhookConfiguration(): V1MutatingWebhookConfiguration {
   };
 }
 
-async function startInjector(): Promise<SidecarInjector> {
+async function startInjector(extraSans = ['127.0.0.1']): Promise<SidecarInjector> {
   return SidecarInjector.start({
     kubeConfig: cp!.kubeConfig,
-    tls: { namespace: OPERATOR_NS, secretName: SECRET, extraSans: ['127.0.0.1'] },
+    tls: { namespace: OPERATOR_NS, secretName: SECRET, extraSans },
     webhookConfigurationName: WEBHOOK,
     server: { host: '127.0.0.1', port },
     defaultImage: 'registry.example/kmq:test',
@@ -126,14 +137,7 @@ beforeAll(async () => {
   port = await freePort();
   await admission.createMutatingWebhookConfiguration({ body: webhookConfiguration() });
   injector = await startInjector();
-  // The API server picks up the configuration's caBundle through its own informer: wait until it calls the webhook.
-  const until = Date.now() + 30_000;
-  for (;;) {
-    const pod = await createPod(appPod('probe'), true).catch(() => undefined);
-    if (pod !== undefined && sidecarsOf(pod) === 1) break;
-    if (Date.now() > until) throw new Error('The API server never called the webhook');
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await untilInjected();
 }, 180_000);
 
 afterAll(async () => {
@@ -230,5 +234,40 @@ describe('sidecar injection through a real API server', () => {
     await injector!.check();
     const fixed = await admission.readMutatingWebhookConfiguration({ name: WEBHOOK });
     expect(Buffer.from(fixed.webhooks![0]!.clientConfig.caBundle!, 'base64').toString('utf8')).toBe(injector!.certificates.caCert);
+  });
+
+  it('reissues the serving certificate with the same CA when a name is added, and the API server still calls the webhook', async () => {
+    const first = injector!.certificates;
+    await injector!.stop();
+    injector = undefined;
+    injector = await startInjector(['127.0.0.1', '::1']);
+    const next = injector.certificates;
+    expect(next.caCert).toBe(first.caCert);
+    expect(next.cert).not.toBe(first.cert);
+    expect(new crypto.X509Certificate(next.cert).checkIP('::1')).toBe('::1');
+    const secret = await core.readNamespacedSecret({ namespace: OPERATOR_NS, name: SECRET });
+    expect(Buffer.from(secret.data!['tls.crt']!, 'base64').toString('utf8')).toBe(next.cert);
+    expect(sidecarsOf(await createPod(appPod('after-reissue')))).toBe(1);
+  });
+
+  it('regenerates everything when the CA key in the Secret is broken, and the API server trusts the new CA', async () => {
+    const first = injector!.certificates;
+    const secret = await core.readNamespacedSecret({ namespace: OPERATOR_NS, name: SECRET });
+    secret.data!['ca.key'] = Buffer.from('not a key').toString('base64');
+    await core.replaceNamespacedSecret({ namespace: OPERATOR_NS, name: SECRET, body: secret });
+    await injector!.check();
+    const next = injector!.certificates;
+    expect(next.caCert).not.toBe(first.caCert);
+    const config = await admission.readMutatingWebhookConfiguration({ name: WEBHOOK });
+    expect(Buffer.from(config.webhooks![0]!.clientConfig.caBundle!, 'base64').toString('utf8')).toBe(next.caCert);
+    await untilInjected();
+    expect(sidecarsOf(await createPod(appPod('after-new-ca')))).toBe(1);
+  });
+
+  it('with the webhook down, a labelled Pod is refused (failurePolicy Fail) and an unlabelled one is created', async () => {
+    await injector!.stop();
+    injector = undefined;
+    expect(await refusal(() => createPod(appPod('while-down')))).toMatch(/failed calling webhook "sidecar.kmq.dev"/);
+    expect(sidecarsOf(await createPod(appPod('plain-while-down', { label: false })))).toBe(0);
   });
 });
