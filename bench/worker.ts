@@ -8,8 +8,10 @@ import { consumeCatchUp, consumeLatency, produceFixedRate, produceMaxRate } from
 import { diskWrite, tcpSink, tcpSource } from './machine-limits.js';
 import { consumeQueue, publishMaxRate } from './queue-workloads.js';
 import { sidecarConsume, sidecarPublish } from './sidecar-workloads.js';
+import { runCompareRole } from './compare-workloads.js';
+import type { CompareWorkerConfig } from './compare-workloads.js';
 
-export const WORKER_ROLES = ['produce', 'consume', 'e2e-produce', 'e2e-consume', 'publish', 'queue-consume', 'sidecar-publish', 'sidecar-consume', 'disk', 'tcp-sink', 'tcp-source'] as const;
+export const WORKER_ROLES = ['produce', 'consume', 'e2e-produce', 'e2e-consume', 'publish', 'queue-consume', 'sidecar-publish', 'sidecar-consume', 'disk', 'tcp-sink', 'tcp-source', 'compare'] as const;
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 
 function emit(line: Record<string, unknown>): void {
@@ -44,6 +46,8 @@ async function run(role: WorkerRole, config: unknown): Promise<unknown> {
       return tcpSink((port) => emit({ event: 'listening', port }));
     case 'tcp-source':
       return tcpSource(config as TcpSourceConfig);
+    case 'compare':
+      return runCompareRole(config as CompareWorkerConfig, emit);
   }
 }
 
