@@ -1,3 +1,4 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Admin } from '../../../client/admin.js';
 import { ErrorCode, KmqError } from '../../../lib/errors.js';
 import { silentLogger } from '../../../lib/logger.js';
@@ -213,7 +214,7 @@ export class BrokerObjectReconciler<T extends BrokerBackedObject, S extends obje
 }
 
 /** Maps a BrokerCluster (or any object) to the keys of every object of `objects` in its namespace. */
-export function keysInNamespace<T extends BrokerBackedObject>(objects: ObjectCache<T>): (other: { metadata?: { namespace?: string } }) => string[] {
+export function keysInNamespace<T extends KubernetesObject>(objects: ObjectCache<T>): (other: { metadata?: { namespace?: string } }) => string[] {
   return (other) => {
     const namespace = other.metadata?.namespace;
     return namespace === undefined ? [] : objects.list(namespace).map((o) => objectKey(o));
