@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMap, isScalar, parseAllDocuments, parseDocument } from 'yaml';
 import type { YAMLMap } from 'yaml';
@@ -11,6 +11,8 @@ import type { BrokerCluster } from '../../operator/api/v1alpha1/index.js';
 import { buildBrokerClusterObjects } from '../../operator/builders/broker-cluster.js';
 import { FIELD_MANAGER } from '../../operator/builders/meta.js';
 import { buildRole } from '../../operator/builders/role.js';
+import { apiLeaseStore } from '../../operator/runtime/leader-election.js';
+import { compileWebhookTlsOptions, ensureWebhookCertificates, patchCaBundle } from '../../operator/webhook/certificates.js';
 import { ControlPlane, controlPlaneBinary } from '../utils/control-plane.js';
 
 // The Helm chart charts/kmq with a real helm and a real kube-apiserver: lint,
@@ -23,6 +25,8 @@ const RELEASE = 'kmq';
 // The release namespace enforces (and warns about) Pod Security restricted.
 const NS = `kmq-helm-${process.pid}`;
 const APP_NS = `kmq-helm-app-${process.pid}`;
+/** The Secret the operator keeps its webhook certificates in (it creates it; the chart does not). */
+const WEBHOOK_SECRET = 'kmq-webhook-tls';
 
 let cp: ControlPlane | undefined;
 let helmHome: string | undefined;
@@ -168,7 +172,7 @@ describe('Helm chart charts/kmq', () => {
   it('renders the operator, its RBAC, the webhook Service and configuration', async () => {
     const { objects } = await render();
     const kinds = objects.map((o) => o.kind).sort();
-    expect(kinds).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount'].sort());
+    expect(kinds).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort());
     for (const o of objects) if (!o.kind.startsWith('Cluster') && o.kind !== 'MutatingWebhookConfiguration') expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe(NS);
 
     const deploy = one<{ spec: { replicas: number } }>(objects, 'Deployment');
@@ -206,11 +210,10 @@ describe('Helm chart charts/kmq', () => {
     expect(hook.namespaceSelector.matchExpressions).toEqual([{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', NS] }]);
     expect(hook.rules).toEqual([expect.objectContaining({ operations: ['CREATE'], resources: ['pods'] })]);
 
-    // The operator is told the names of what the chart made for it.
-    const args = operator!.args!.join(' ');
-    expect(args).toContain(`--webhook-service=${svc.metadata.name}`);
-    expect(args).toContain(`--webhook-configuration=${mwc.metadata.name}`);
-    expect(args).toContain(`--webhook-secret=${one(objects, 'Secret').metadata.name}`);
+    // With release kmq, the names are the operator's defaults (operator/webhook/README.md); it is told them anyway.
+    expect([svc.metadata.name, mwc.metadata.name]).toEqual(['kmq-webhook', 'kmq-sidecar-injector']);
+    const args = operator!.args!;
+    expect(args).toEqual(expect.arrayContaining([`--namespace=$(POD_NAMESPACE)`, `--webhook-service=${svc.metadata.name}`, `--webhook-configuration=${mwc.metadata.name}`, `--webhook-secret=${WEBHOOK_SECRET}`, '--webhook-port=9443', '--health-port=8081']));
   });
 
   it('documents every value in values.yaml and in the chart README, and the schema knows each', () => {
@@ -281,11 +284,14 @@ describe('Helm chart charts/kmq', () => {
       }
     }
     expect(strings).toBeGreaterThan(50);
-    // Secrets only in the release namespace, and only the webhook's.
+    // Secrets only in the release namespace: create, and reading or writing the webhook's alone.
     const clusterRules = (one(objects, 'ClusterRole') as unknown as { rules: Rule[] }).rules;
     expect(clusterRules.flatMap((r) => r.resources ?? [])).not.toContain('secrets');
     const secretRules = (one(objects, 'Role') as unknown as { rules: Rule[] }).rules.filter((r) => r.resources?.includes('secrets'));
-    expect(secretRules).toEqual([expect.objectContaining({ resourceNames: [one(objects, 'Secret').metadata.name] })]);
+    expect(secretRules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: [WEBHOOK_SECRET], verbs: ['get', 'update', 'patch'] },
+    ]);
   });
 
   it('applies with kubectl apply --dry-run=server, CRDs included, without a Pod Security warning', async () => {
@@ -333,7 +339,7 @@ describe('Helm chart charts/kmq', () => {
     const { objects } = await render();
     const sa = `system:serviceaccount:${NS}:${one(objects, 'ServiceAccount').metadata.name}`;
     const mwc = one(objects, 'MutatingWebhookConfiguration').metadata.name;
-    const secret = one(objects, 'Secret').metadata.name;
+    const secret = WEBHOOK_SECRET;
     const canI = async (...args: string[]): Promise<string> => (await kubectl(['auth', 'can-i', '--as', sa, ...args])).stdout.trim();
     const table: Array<[string[], 'yes' | 'no']> = [
       [['create', 'statefulsets.apps', '-n', APP_NS], 'yes'],
@@ -347,7 +353,9 @@ describe('Helm chart charts/kmq', () => {
       [['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/someone-else'], 'no'],
       [['patch', 'validatingwebhookconfigurations.admissionregistration.k8s.io/someone-else'], 'no'],
       [['get', `secrets/${secret}`, '-n', NS], 'yes'],
+      [['create', 'secrets', '-n', NS], 'yes'],
       [['get', 'secrets/other', '-n', NS], 'no'],
+      [['list', 'secrets', '-n', NS], 'no'],
       [['get', 'secrets', '-n', APP_NS], 'no'],
       [['create', 'pods', '-n', APP_NS], 'no'],
       [['delete', 'namespaces'], 'no'],
@@ -378,6 +386,38 @@ describe('Helm chart charts/kmq', () => {
       for (const c of children) expect(r.stdout, round).toMatch(new RegExp(`/${c.metadata!.name} serverside-applied$`, 'm'));
       expect(r.stdout.trim().split('\n'), round).toHaveLength(children.length);
     }
+  });
+
+  it("the operator's own code, with the ServiceAccount's token, keeps its webhook certificates and caBundle and holds its Lease", async () => {
+    const { objects } = await render();
+    const saName = one(objects, 'ServiceAccount').metadata.name;
+    const token = (await ok(controlPlaneBinary('kubectl'), ['create', 'token', saName, '-n', NS, '--kubeconfig', cp!.kubeconfigPath])).stdout.trim();
+    const asOperator = new KubeConfig();
+    asOperator.loadFromOptions({
+      clusters: [{ name: 'test', server: cp!.server, caData: cp!.kubeConfig.getCurrentCluster()!.caData }],
+      users: [{ name: 'operator', token }],
+      contexts: [{ name: 'operator', cluster: 'test', user: 'operator' }],
+      currentContext: 'operator',
+    });
+    const service = one(objects, 'Service').metadata.name;
+    const configuration = one(objects, 'MutatingWebhookConfiguration').metadata.name;
+
+    // The Secret does not exist yet: the operator creates it, then reuses it.
+    const tls = compileWebhookTlsOptions({ namespace: NS, secretName: WEBHOOK_SECRET, serviceName: service });
+    const core = asOperator.makeApiClient(CoreV1Api);
+    const certs = await ensureWebhookCertificates(core, tls);
+    expect((await ensureWebhookCertificates(core, tls)).cert).toBe(certs.cert);
+    expect(await patchCaBundle(asOperator.makeApiClient(AdmissionregistrationV1Api), configuration, certs.caCert)).toBe(true);
+    const mwc = await cp!.kubeConfig.makeApiClient(AdmissionregistrationV1Api).readMutatingWebhookConfiguration({ name: configuration });
+    expect(mwc.webhooks?.map((w) => w.clientConfig.caBundle)).toEqual([Buffer.from(certs.caCert).toString('base64')]);
+
+    const leases = apiLeaseStore(asOperator);
+    const lease = one<{ spec: { template: { spec: PodSpec } } }>(objects, 'Deployment').spec.template.spec.containers[0]!.args!.find((a) => a.startsWith('--lease-name='))!.slice('--lease-name='.length);
+    const created = await leases.create(NS, { metadata: { name: lease, namespace: NS }, spec: { holderIdentity: 'replica-a', leaseDurationSeconds: 15 } });
+    const read = await leases.get(NS, lease);
+    expect(read?.spec?.holderIdentity).toBe('replica-a');
+    const renewed = await leases.replace(NS, { ...created, spec: { ...created.spec, holderIdentity: 'replica-b' } });
+    expect(renewed.spec?.holderIdentity).toBe('replica-b');
   });
 
   it('uninstalls with helm, leaving the CRDs (and so the users\' objects) in place', async () => {

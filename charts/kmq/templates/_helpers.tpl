@@ -47,21 +47,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s-webhook" (include "kmq.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The Secret holding the webhook's CA and serving certificate; the operator fills it. */}}
+{{/* The Secret holding the webhook's CA and serving certificate; the operator creates it. */}}
 {{- define "kmq.webhookSecret" -}}
 {{- printf "%s-webhook-tls" (include "kmq.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The MutatingWebhookConfiguration; cluster-scoped, so it carries the release namespace. */}}
 {{- define "kmq.webhookConfiguration" -}}
-{{- printf "%s-%s" (include "kmq.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-sidecar-injector" (include "kmq.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "kmq.leaseName" -}}
 {{- default (include "kmq.fullname" .) .Values.leaderElection.leaseName }}
-{{- end }}
-
-{{/* Names of cluster-scoped RBAC objects carry the release namespace: two releases of the same name must not collide. */}}
-{{- define "kmq.clusterRoleName" -}}
-{{- printf "%s-%s" (include "kmq.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
 {{- end }}
