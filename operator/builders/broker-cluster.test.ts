@@ -94,14 +94,11 @@ describe('the objects', () => {
     expect(bootstrapAddress(cluster())).toBe('main-client.shop.svc:9092');
   });
 
-  it('ConfigMap: the KMQ_ environment of the broker pods', () => {
+  it('ConfigMap: the KMQ_ environment of the broker pods (lib/env.ts names)', () => {
     const cm: V1ConfigMap = buildConfigMap(cluster());
     expect(cm.data).toEqual({
       KMQ_BROKER: 'main-client.shop.svc:9092',
-      KMQ_DATA_DIR: '/var/lib/kmq',
-      KMQ_HTTP_PORT: '9093',
       KMQ_LOG_LEVEL: 'info',
-      KMQ_PORT: '9092',
     });
   });
 

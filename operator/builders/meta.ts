@@ -15,6 +15,11 @@ export const BROKER_HTTP_PORT = 9093;
 /** Where each broker's volume is mounted: its --data folder. */
 export const BROKER_DATA_DIR = '/var/lib/kmq';
 
+/** The image the brokers of a cluster run (status.image). */
+export function brokerImage(bc: BrokerCluster): string {
+  return bc.spec.image ?? DEFAULT_BROKER_IMAGE;
+}
+
 /** The names of a BrokerCluster's children; every one is derived from the cluster's name. */
 export interface BrokerClusterNames {
   /** StatefulSet, headless Service, PodDisruptionBudget, ServiceAccount, Role, RoleBinding. */

@@ -58,11 +58,14 @@ describe('buildStatefulSet', () => {
     expect(c.volumeMounts).toContainEqual({ name: 'data', mountPath: BROKER_DATA_DIR });
   });
 
-  it('runs kmq broker with its real flags, settings from spec.config, data dir and ports from the ConfigMap', () => {
+  it('runs kmq broker with its real flags: data folder on the volume, ports, broker id and address from the pod, settings from spec.config; env from the ConfigMap', () => {
     const c = buildStatefulSet(cluster(full)).spec!.template.spec!.containers[0]!;
     expect(c.command).toEqual(['kmq', 'broker']);
     expect(c.args).toEqual([
+      '--data=/var/lib/kmq',
       '--host=0.0.0.0',
+      '--port=9092',
+      '--http-port=9093',
       '--node-id=$(POD_INDEX)',
       '--advertised-host=$(POD_NAME).main-broker.shop.svc',
       '--flush=interval',

@@ -2,7 +2,7 @@ import type { V1Container, V1PersistentVolumeClaim, V1PodSpec, V1ResourceRequire
 import type { BrokerCluster, ContainerResources } from '../api/v1alpha1/index.js';
 import { brokerSettingFlags } from './broker-settings.js';
 import { buildConfigMap, configDigest } from './config-map.js';
-import { BROKER_DATA_DIR, BROKER_HTTP_PORT, BROKER_PORT, DEFAULT_BROKER_IMAGE, brokerClusterNames, brokerLabels, childMeta, namespaceOf, selectorLabels } from './meta.js';
+import { BROKER_DATA_DIR, BROKER_HTTP_PORT, BROKER_PORT, brokerClusterNames, brokerImage, brokerLabels, childMeta, namespaceOf, selectorLabels } from './meta.js';
 
 /** The user and group the broker runs as; the data volume is made writable for the group. */
 export const BROKER_UID = 10001;
@@ -47,13 +47,15 @@ function brokerContainer(bc: BrokerCluster): V1Container {
   const names = brokerClusterNames(bc);
   const container: V1Container = {
     name: 'broker',
-    image: bc.spec.image ?? DEFAULT_BROKER_IMAGE,
+    image: brokerImage(bc),
     imagePullPolicy: bc.spec.imagePullPolicy ?? 'IfNotPresent',
     command: ['kmq', 'broker'],
-    // Data folder and ports come from the ConfigMap (KMQ_DATA_DIR, KMQ_PORT, KMQ_HTTP_PORT).
     // Kubernetes expands $(POD_NAME) and $(POD_INDEX) from the env below.
     args: [
+      `--data=${BROKER_DATA_DIR}`,
       '--host=0.0.0.0',
+      `--port=${BROKER_PORT}`,
+      `--http-port=${BROKER_HTTP_PORT}`,
       '--node-id=$(POD_INDEX)',
       `--advertised-host=$(POD_NAME).${names.broker}.${namespaceOf(bc)}.svc`,
       ...brokerSettingFlags(bc.spec.config),

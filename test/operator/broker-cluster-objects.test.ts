@@ -10,12 +10,16 @@ import { parse } from 'yaml';
 import type { BrokerCluster } from '../../operator/api/v1alpha1/index.js';
 import { applyObject, readObject } from '../../operator/apply.js';
 import { buildBrokerClusterObjects } from '../../operator/builders/broker-cluster.js';
+import { buildStatefulSet } from '../../operator/builders/stateful-set.js';
+import { KmqClient } from '../../client/index.js';
+import { BrokerProcess } from '../utils/broker-process.js';
 import { ControlPlane, controlPlaneBinary } from '../utils/control-plane.js';
 
 // A BrokerCluster's objects applied to a real kube-apiserver with the controller-manager:
 // the StatefulSet controller creates the pods (in a namespace that enforces Pod Security
 // restricted) and their volume claims, re-applying is a no-op, hand edits are undone,
-// and deleting the BrokerCluster garbage-collects every child but the volumes.
+// and deleting the BrokerCluster garbage-collects every child but the volumes. Then the
+// broker container's own command line runs a real broker process (built in dist/).
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -47,33 +51,33 @@ function ref(o: KubernetesObject): string {
   return `${o.kind}/${o.metadata!.name}`;
 }
 
-beforeAll(async () => {
-  cp = await ControlPlane.start({ controllerManager: true });
-  objects = KubernetesObjectApi.makeApiClient(cp.kubeConfig);
-  core = cp.kubeConfig.makeApiClient(CoreV1Api);
-  apps = cp.kubeConfig.makeApiClient(AppsV1Api);
-  custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
-  await run(controlPlaneBinary('kubectl'), ['apply', '--server-side', '--field-manager=kmq-test', '-f', path.join(root, 'crds'), '--kubeconfig', cp.kubeconfigPath]);
-  const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api);
-  await eventually('the BrokerCluster CRD is Established', 30_000, async () => {
-    const crd = await ext.readCustomResourceDefinition({ name: 'brokerclusters.kmq.dev' });
-    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
-  });
-  await core.createNamespace({
-    body: { metadata: { name: NS, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } },
-  });
-  // The example of examples/kubernetes, in a namespace of its own.
-  const example = parse(fs.readFileSync(path.join(root, 'examples', 'kubernetes', 'broker-cluster.yaml'), 'utf8')) as BrokerCluster;
-  example.metadata.namespace = NS;
-  await custom.createNamespacedCustomObject({ group: 'kmq.dev', version: 'v1alpha1', namespace: NS, plural: 'brokerclusters', body: example });
-  cluster = (await custom.getNamespacedCustomObject({ group: 'kmq.dev', version: 'v1alpha1', namespace: NS, plural: 'brokerclusters', name: example.metadata.name! })) as BrokerCluster;
-}, 180_000);
-
-afterAll(async () => {
-  await cp?.stop();
-});
-
 describe('a BrokerCluster\'s objects in a real API server', () => {
+  beforeAll(async () => {
+    cp = await ControlPlane.start({ controllerManager: true });
+    objects = KubernetesObjectApi.makeApiClient(cp.kubeConfig);
+    core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    apps = cp.kubeConfig.makeApiClient(AppsV1Api);
+    custom = cp.kubeConfig.makeApiClient(CustomObjectsApi);
+    await run(controlPlaneBinary('kubectl'), ['apply', '--server-side', '--field-manager=kmq-test', '-f', path.join(root, 'crds'), '--kubeconfig', cp.kubeconfigPath]);
+    const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api);
+    await eventually('the BrokerCluster CRD is Established', 30_000, async () => {
+      const crd = await ext.readCustomResourceDefinition({ name: 'brokerclusters.kmq.dev' });
+      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+    });
+    await core.createNamespace({
+      body: { metadata: { name: NS, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } },
+    });
+    // The example of examples/kubernetes, in a namespace of its own.
+    const example = parse(fs.readFileSync(path.join(root, 'examples', 'kubernetes', 'broker-cluster.yaml'), 'utf8')) as BrokerCluster;
+    example.metadata.namespace = NS;
+    await custom.createNamespacedCustomObject({ group: 'kmq.dev', version: 'v1alpha1', namespace: NS, plural: 'brokerclusters', body: example });
+    cluster = (await custom.getNamespacedCustomObject({ group: 'kmq.dev', version: 'v1alpha1', namespace: NS, plural: 'brokerclusters', name: example.metadata.name! })) as BrokerCluster;
+  }, 180_000);
+
+  afterAll(async () => {
+    await cp?.stop();
+  });
+
   it('are created by server-side apply', async () => {
     expect(cluster.spec.replicas).toBe(3);
     for (const o of buildBrokerClusterObjects(cluster)) {
@@ -175,4 +179,39 @@ describe('a BrokerCluster\'s objects in a real API server', () => {
     const claims = await core.listNamespacedPersistentVolumeClaim({ namespace: NS });
     expect(claims.items.map((c) => c.metadata?.name).sort()).toEqual(['data-main-broker-0', 'data-main-broker-1', 'data-main-broker-2']);
   }, 120_000);
+});
+
+describe('the broker container\'s command', () => {
+  it('runs a real broker with the settings of spec.config, the pod\'s ordinal as broker id, and probes that answer', async () => {
+    const bc: BrokerCluster = {
+      apiVersion: 'kmq.dev/v1alpha1',
+      kind: 'BrokerCluster',
+      metadata: { name: 'main', namespace: 'shop', uid: 'u' },
+      spec: { config: { flush: 'interval', flushInterval: '2s', retention: { time: '12h', bytes: '1Gi' }, maxMessageBytes: '2Mi', dedupeWindow: '5m' } },
+    };
+    const container = buildStatefulSet(bc).spec!.template.spec!.containers[0]!;
+    expect(container.command).toEqual(['kmq', 'broker']);
+    // As the kubelet expands them for pod main-broker-2; BrokerProcess sets the data
+    // folder, a free port and the loopback host, and the HTTP port follows the port.
+    const args = container
+      .args!.map((a) => a.replace('$(POD_INDEX)', '2').replace('$(POD_NAME)', 'main-broker-2'))
+      .filter((a) => !/^--(data|port|host|http-port)=/.test(a));
+    const broker = await BrokerProcess.start({ args });
+    const client = new KmqClient({ brokers: [broker.address] });
+    try {
+      for (const [path, status] of [['/healthz', 200], ['/readyz', 200]] as const) {
+        const probe = container[path === '/healthz' ? 'livenessProbe' : 'readinessProbe']!.httpGet!;
+        expect(probe.path).toBe(path);
+        expect((await fetch(`http://127.0.0.1:${broker.httpPort}${probe.path}`)).status).toBe(status);
+      }
+      const admin = client.admin();
+      await admin.createTopic('defaults', { partitions: 1 });
+      const d = await admin.describeTopic('defaults');
+      expect(d.topic.partitions[0]!.leader).toBe(2);
+      expect(d.config).toMatchObject({ retentionMs: 12 * 3_600_000, retentionBytes: 1024 ** 3, maxMessageBytes: 2 * 1024 ** 2 });
+    } finally {
+      await client.close();
+      await broker.cleanup();
+    }
+  });
 });
