@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { compileWebhookTlsOptions, generateWebhookCertificates, reissueServingCertificate, rotationDecision } from './certificates.js';
+import type { AdmissionregistrationV1Api, CoreV1Api, V1MutatingWebhookConfiguration, V1Secret } from '@kubernetes/client-node';
+import { compileWebhookTlsOptions, ensureWebhookCertificates, generateWebhookCertificates, patchCaBundle, reissueServingCertificate, rotationDecision } from './certificates.js';
 import type { CompiledWebhookTlsOptions } from './certificates.js';
 
 const DAY = 86_400_000;
@@ -112,5 +113,113 @@ describe('compileWebhookTlsOptions', () => {
     expect(() => compileWebhookTlsOptions({ namespace: 'ns', renewBeforeMs: 400 * DAY })).toThrow(/renewBeforeMs/);
     expect(() => compileWebhookTlsOptions({ namespace: 'ns', caValidityMs: DAY })).toThrow(/caValidityMs/);
     expect(() => compileWebhookTlsOptions({ namespace: '' })).toThrow(/namespace/);
+  });
+});
+
+function apiError(code: number): Error {
+  return Object.assign(new Error(`HTTP ${code}`), { code });
+}
+
+function secretOf(c: typeof certs, resourceVersion = '1'): V1Secret {
+  const b64 = (x: string): string => Buffer.from(x).toString('base64');
+  return { metadata: { name: 'kmq-webhook-tls', resourceVersion }, type: 'kubernetes.io/tls', data: { 'ca.crt': b64(c.caCert), 'ca.key': b64(c.caKey), 'tls.crt': b64(c.cert), 'tls.key': b64(c.key) } };
+}
+
+/** A CoreV1Api with one Secret in memory; `beforeWrite` runs before each create or replace (to make another writer win). */
+function fakeCore(initial: V1Secret | undefined, beforeWrite: (stored: { secret: V1Secret | undefined }) => void = () => {}): { api: CoreV1Api; stored: { secret: V1Secret | undefined }; writes: string[] } {
+  const stored = { secret: initial };
+  const writes: string[] = [];
+  const api = {
+    readNamespacedSecret: () => (stored.secret === undefined ? Promise.reject(apiError(404)) : Promise.resolve(structuredClone(stored.secret))),
+    createNamespacedSecret: ({ body }: { body: V1Secret }) => {
+      beforeWrite(stored);
+      writes.push('create');
+      if (stored.secret !== undefined) return Promise.reject(apiError(409));
+      stored.secret = { ...body, metadata: { ...body.metadata, resourceVersion: '1' } };
+      return Promise.resolve(stored.secret);
+    },
+    replaceNamespacedSecret: ({ body }: { body: V1Secret }) => {
+      beforeWrite(stored);
+      writes.push('replace');
+      if (body.metadata?.resourceVersion !== stored.secret?.metadata?.resourceVersion) return Promise.reject(apiError(409));
+      stored.secret = { ...body, metadata: { ...body.metadata, resourceVersion: String(Number(body.metadata!.resourceVersion) + 1) } };
+      return Promise.resolve(stored.secret);
+    },
+  };
+  return { api: api as unknown as CoreV1Api, stored, writes };
+}
+
+describe('ensureWebhookCertificates', () => {
+  it('creates the Secret when there is none, then reuses it', async () => {
+    const core = fakeCore(undefined);
+    const made = await ensureWebhookCertificates(core.api, o);
+    expect(core.writes).toEqual(['create']);
+    expect(core.stored.secret!.type).toBe('kubernetes.io/tls');
+    expect(await ensureWebhookCertificates(core.api, o)).toEqual(made);
+    expect(core.writes).toEqual(['create']);
+  });
+
+  it('takes the certificates of a replica that created the Secret first', async () => {
+    const winner = generateWebhookCertificates(o);
+    let raced = false;
+    const core = fakeCore(undefined, (stored) => {
+      if (!raced) stored.secret = secretOf(winner);
+      raced = true;
+    });
+    expect(await ensureWebhookCertificates(core.api, o)).toEqual(winner);
+  });
+
+  it('reissues into the Secret with a compare-and-swap, and takes another replica\'s newer write', async () => {
+    const later = options(T0 + 340 * DAY);
+    const core = fakeCore(secretOf(certs));
+    const next = await ensureWebhookCertificates(core.api, later);
+    expect(core.writes).toEqual(['replace']);
+    expect(next.caCert).toBe(certs.caCert);
+    expect(next.cert).not.toBe(certs.cert);
+    const theirs = reissueServingCertificate(later, certs);
+    let raced = false;
+    const racing = fakeCore(secretOf(certs), (stored) => {
+      if (!raced) stored.secret = secretOf(theirs, '2');
+      raced = true;
+    });
+    expect(await ensureWebhookCertificates(racing.api, later)).toEqual(theirs);
+  });
+
+  it('passes on errors other than NotFound', async () => {
+    const api = { readNamespacedSecret: () => Promise.reject(apiError(403)) } as unknown as CoreV1Api;
+    await expect(ensureWebhookCertificates(api, o)).rejects.toThrow('HTTP 403');
+  });
+});
+
+describe('patchCaBundle', () => {
+  function fakeAdmission(config: V1MutatingWebhookConfiguration | undefined, conflicts = 0): { api: AdmissionregistrationV1Api; replaced: V1MutatingWebhookConfiguration[] } {
+    const replaced: V1MutatingWebhookConfiguration[] = [];
+    const api = {
+      readMutatingWebhookConfiguration: () => (config === undefined ? Promise.reject(apiError(404)) : Promise.resolve(structuredClone(config))),
+      replaceMutatingWebhookConfiguration: ({ body }: { body: V1MutatingWebhookConfiguration }) => {
+        if (conflicts-- > 0) return Promise.reject(apiError(409));
+        replaced.push(body);
+        return Promise.resolve(body);
+      },
+    };
+    return { api: api as unknown as AdmissionregistrationV1Api, replaced };
+  }
+  const hook = (caBundle?: string): V1MutatingWebhookConfiguration['webhooks'] => [
+    { name: 'a.kmq.dev', admissionReviewVersions: ['v1'], sideEffects: 'None', clientConfig: { url: 'https://127.0.0.1/mutate-pods', ...(caBundle === undefined ? {} : { caBundle }) } },
+  ];
+  const bundle = Buffer.from(certs.caCert).toString('base64');
+
+  it('writes the CA into every webhook, retrying a conflict', async () => {
+    const f = fakeAdmission({ metadata: { name: 'w' }, webhooks: [...hook()!, ...hook('b2xk')!] }, 1);
+    expect(await patchCaBundle(f.api, 'w', certs.caCert)).toBe(true);
+    expect(f.replaced).toHaveLength(1);
+    expect(f.replaced[0]!.webhooks!.map((w) => w.clientConfig.caBundle)).toEqual([bundle, bundle]);
+  });
+
+  it('writes nothing when the caBundle is already the CA, and answers false when there is no configuration', async () => {
+    const f = fakeAdmission({ metadata: { name: 'w' }, webhooks: hook(bundle) });
+    expect(await patchCaBundle(f.api, 'w', certs.caCert)).toBe(true);
+    expect(f.replaced).toEqual([]);
+    expect(await patchCaBundle(fakeAdmission(undefined).api, 'w', certs.caCert)).toBe(false);
   });
 });
