@@ -94,7 +94,7 @@ function header<T extends KubernetesObject>(ref: T): T & { metadata: { name: str
 }
 
 /** The HTTP status and the API server's own message of a failed request, as far as they are known. */
-function describe(err: unknown): { status: number | undefined; message: string } {
+function failureOf(err: unknown): { status: number | undefined; message: string } {
   const e = err as { code?: unknown; statusCode?: unknown; body?: unknown; message?: unknown } | null;
   const status = typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
   let message = err instanceof Error ? err.message : String(err);
@@ -136,7 +136,7 @@ function reasonOf(status: number | undefined): ApiErrorReason {
  */
 export function apiError(err: unknown, verb: string, obj: KubernetesObject): KmqError {
   if (err instanceof KmqError) return err;
-  const { status, message } = describe(err);
+  const { status, message } = failureOf(err);
   const reason = reasonOf(status);
   const context: ErrorContext = {
     reason,
