@@ -76,7 +76,14 @@ function statusOf(err: unknown): number | undefined {
  * once the object exists, whatever order they were applied in.
  */
 export function kubeSidecarResolver(kubeConfig: KubeConfig, o: KubeResolverOptions): SidecarResolver {
-  const api = kubeConfig.makeApiClient(CustomObjectsApi);
+  return sidecarResolver(kubeConfig.makeApiClient(CustomObjectsApi), o);
+}
+
+/** The calls of CustomObjectsApi the resolver makes. */
+export type KmqObjectsApi = Pick<CustomObjectsApi, 'getNamespacedCustomObject' | 'listNamespacedCustomObject'>;
+
+/** kubeSidecarResolver on a given API client. */
+export function sidecarResolver(api: KmqObjectsApi, o: KubeResolverOptions): SidecarResolver {
   const get = async <T>(namespace: string, plural: string, name: string): Promise<T | undefined> => {
     try {
       return (await api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name })) as T;
