@@ -89,6 +89,11 @@ describe('decideInjection', () => {
     expect(d).toEqual({ action: 'deny', message: expect.stringContaining('kmq.dev/app-port') as unknown });
   });
 
+  it('refuses a hostNetwork pod', () => {
+    expect(decideInjection(pod(undefined, undefined, { hostNetwork: true }), 'shop')).toEqual({ action: 'deny', message: expect.stringContaining('hostNetwork') as unknown });
+    expect(decideInjection(pod(undefined, undefined, { hostNetwork: false }), 'shop').action).toBe('inject');
+  });
+
   it('refuses a pod whose containers use the sidecar ports', () => {
     const d = decideInjection(pod(undefined, undefined, { containers: [{ name: 'app', ports: [{ containerPort: 50051 }] }] }), 'shop');
     expect(d).toEqual({ action: 'deny', message: expect.stringContaining('container app uses port 50051') as unknown });

@@ -110,6 +110,9 @@ export function decideInjection(pod: V1Pod, namespace: string, protectedNamespac
   } catch (err) {
     return { action: 'deny', message: `kmq sidecar injection: ${(err as Error).message}` };
   }
+  if (pod.spec?.hostNetwork === true) {
+    return { action: 'deny', message: `kmq sidecar injection: a hostNetwork pod shares the node's loopback, where the sidecar's ports ${SIDECAR_PORT} and ${SIDECAR_HEALTH_PORT} would clash with other pods'` };
+  }
   for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
     for (const p of c.ports ?? []) {
       if (p.containerPort === SIDECAR_PORT || p.containerPort === SIDECAR_HEALTH_PORT) {
