@@ -6,3 +6,5 @@ export * from './finalizer.js';
 export * from './kube.js';
 export * from './naming.js';
 export * from './status-writer.js';
+export * from './bindings.js';
+export * from './broker-controller.js';
