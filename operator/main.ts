@@ -9,9 +9,12 @@ import { createLogger } from '../lib/logger.js';
 import type { Logger } from '../lib/logger.js';
 import { brokerClusterController } from './controllers/broker-cluster.js';
 import { BrokerClientPool, serviceAddress } from './controllers/common/index.js';
-import type { BrokerAddressResolver } from './controllers/common/index.js';
+import type { BrokerAddressResolver, BrokerControllerOptions } from './controllers/common/index.js';
 import { dlqPolicyController } from './controllers/dlq-policy.js';
+import { exchangeController } from './controllers/exchange.js';
+import { queueController } from './controllers/queue.js';
 import { subscriptionController } from './controllers/subscription.js';
+import { topicController } from './controllers/topic.js';
 import { compileOperatorOptions } from './options.js';
 import type { CompiledOperatorOptions, OperatorOptions } from './options.js';
 import { OperatorProbe } from './probe.js';
@@ -136,14 +139,21 @@ export interface OperatorContext {
   logger: Logger;
 }
 
-/** Every controller the operator runs, built on the manager's shared informers: BrokerCluster, Subscription, DLQPolicy. */
+/**
+ * Every controller the operator runs, one per kind, on the manager's shared informers:
+ * BrokerCluster, Topic, Queue, Exchange, Subscription and DLQPolicy.
+ */
 export function operatorControllers(ctx: OperatorContext): Controller[] {
   const { kubeConfig, manager, options, probe, logger, clients } = ctx;
   const namespace = options.namespace;
   const log = (controller: string): Logger => logger.child({ controller });
+  const broker = (controller: string): BrokerControllerOptions => ({ kubeConfig, manager, clients, probe, logger: log(controller), ...(namespace === undefined ? {} : { namespace }) });
   return [
     brokerClusterController({ kubeConfig, manager, namespace, probe, logger: log('broker-cluster') }),
-    subscriptionController({ kubeConfig, manager, namespace, clients, probe, logger: log('subscription') }),
+    topicController(broker('topic')),
+    queueController(broker('queue')),
+    exchangeController(broker('exchange')),
+    subscriptionController(broker('subscription')),
     dlqPolicyController({ kubeConfig, manager, namespace, probe, logger: log('dlq-policy') }),
   ];
 }

@@ -1,27 +1,14 @@
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Admin, CommittedOffset, ResetStrategyName } from '../../client/admin.js';
 import { ErrorCode } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/logger.js';
-import type { Logger } from '../../lib/logger.js';
 import { GROUP, VERSION } from '../api/v1alpha1/index.js';
 import type { BrokerCluster, DLQPolicy, Subscription, SubscriptionStatus } from '../api/v1alpha1/index.js';
 import { apiError, ApiErrorReason } from '../apply.js';
-import type { OperatorProbe } from '../probe.js';
 import { Controller } from '../runtime/controller.js';
 import type { Reconciler } from '../runtime/controller.js';
-import { customObjectListWatch } from '../runtime/list-watch.js';
-import type { Manager } from '../runtime/manager.js';
-import {
-  BrokerClientPool,
-  BrokerObjectReconciler,
-  brokerSideName,
-  errorMessage,
-  hasCode,
-  keysInNamespace,
-  kmqObjectClient,
-} from './common/index.js';
-import type { BrokerAddressResolver, BrokerObjectContext, BrokerObjectHandler, EnsureOutcome, KmqObjectClient, ObjectCache, Problem } from './common/index.js';
+import { BrokerObjectReconciler, brokerSideName, errorMessage, hasCode, keysInNamespace, kmqInformer, reconcilerOptions } from './common/index.js';
+import type { BrokerControllerOptions, BrokerObjectContext, BrokerObjectHandler, EnsureOutcome, ObjectCache, Problem } from './common/index.js';
 
 /** Condition reasons of a Subscription (besides those of the common reconciler). */
 export const SubscriptionReason = {
@@ -241,45 +228,18 @@ export async function topicDepth(admin: Admin, topic: string): Promise<number> {
   }
 }
 
-/** Where a Subscription controller runs. */
-export interface SubscriptionControllerOptions {
-  kubeConfig: KubeConfig;
-  manager: Manager;
-  /** The broker clients (shared by the broker-backed controllers). */
-  clients?: BrokerClientPool;
-  /** Used when no pool is given: how a BrokerCluster's brokers are reached. */
-  resolveAddress?: BrokerAddressResolver;
-  namespace?: string;
-  kube?: KmqObjectClient;
-  resyncMs?: number;
-  workers?: number;
-  probe?: OperatorProbe;
-  logger?: Logger;
-}
-
 /** The Subscription controller: Subscriptions, re-reconciled when a BrokerCluster or DLQPolicy of their namespace changes. */
-export function subscriptionController(options: SubscriptionControllerOptions): Controller {
-  const { kubeConfig, manager, namespace } = options;
-  const logger = options.logger ?? silentLogger();
-  const ref = (plural: string) => ({ group: GROUP, version: VERSION, plural, namespace });
-  const subscriptions = manager.informer(customObjectListWatch<Subscription>(kubeConfig, ref('subscriptions')));
-  const brokerClusters = manager.informer(customObjectListWatch<BrokerCluster>(kubeConfig, ref('brokerclusters')));
-  const dlqPolicies = manager.informer(customObjectListWatch<DLQPolicy>(kubeConfig, ref('dlqpolicies')));
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+export function subscriptionController(options: BrokerControllerOptions): Controller {
+  const subscriptions = kmqInformer<Subscription>(options, 'subscriptions');
+  const dlqPolicies = kmqInformer<DLQPolicy>(options, 'dlqpolicies');
+  const custom = options.kubeConfig.makeApiClient(CustomObjectsApi);
   const handler = new SubscriptionHandler({ dlqPolicies, readStatus: (sub) => readSubscriptionStatus(custom, sub) });
-  const reconciler = new BrokerObjectReconciler<Subscription, SubscriptionFigures>(handler, {
-    objects: subscriptions,
-    brokerClusters,
-    clients: options.clients ?? new BrokerClientPool({ ...(options.resolveAddress === undefined ? {} : { resolveAddress: options.resolveAddress }), logger }),
-    kube: options.kube ?? kmqObjectClient(kubeConfig),
-    ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
-    logger,
-  });
-  const reconcile: Reconciler = reconciler.reconcile;
+  const reconciler = new BrokerObjectReconciler<Subscription, SubscriptionFigures>(handler, reconcilerOptions(options, subscriptions));
+  const reconcile: Reconciler = options.probe ? options.probe.timed('subscription', reconciler.reconcile) : reconciler.reconcile;
   const toSubscriptions = keysInNamespace(subscriptions);
-  return new Controller({ name: 'subscription', workers: options.workers ?? 2, reconcile: options.probe ? options.probe.timed('subscription', reconcile) : reconcile, logger })
+  return new Controller({ name: 'subscription', workers: options.workers ?? 2, reconcile, logger: options.logger ?? silentLogger(), ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }) })
     .watch(subscriptions)
-    .watch(brokerClusters, toSubscriptions)
+    .watch(kmqInformer<BrokerCluster>(options, 'brokerclusters'), toSubscriptions)
     .watch(dlqPolicies, toSubscriptions);
 }
 

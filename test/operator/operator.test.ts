@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -55,10 +56,13 @@ class OperatorProcess {
   healthPort = 0;
   private readonly child: ChildProcess;
 
-  constructor(readonly identity: string) {
+  constructor(
+    readonly identity: string,
+    webhook = false,
+  ) {
     const args = [
       MAIN,
-      '--no-webhook',
+      ...(webhook ? ['--webhook-host=127.0.0.1', '--webhook-port=0', '--webhook-extra-sans=127.0.0.1'] : ['--no-webhook']),
       '--health-host=127.0.0.1',
       '--health-port=0',
       `--identity=${identity}`,
@@ -97,9 +101,14 @@ class OperatorProcess {
     }
   }
 
+  webhookPort: number | undefined;
+  controllers: string[] = [];
+
   async started(): Promise<void> {
     const line = await this.waitForLog((l) => l.msg === 'Operator started', '"Operator started"');
     this.healthPort = line.healthPort as number;
+    this.webhookPort = line.webhookPort as number | undefined;
+    this.controllers = line.controllers as string[];
   }
 
   count(msg: string): number {
@@ -251,10 +260,22 @@ describe('kmq operator against a real API server and broker', () => {
   let a: OperatorProcess;
 
   it('starts, takes the Lease, and turns the example BrokerCluster into its objects with status', async () => {
-    a = new OperatorProcess('operator-a');
+    a = new OperatorProcess('operator-a', true);
     await a.started();
     await a.waitForLog((l) => l.msg === 'Started leading', 'leadership');
     expect(await leaseHolder()).toBe('operator-a');
+    expect(a.controllers).toEqual(['broker-cluster', 'topic', 'queue', 'exchange', 'subscription', 'dlq-policy']);
+
+    // The webhook serves HTTPS with the certificate it keeps in its Secret.
+    const secret = await core.readNamespacedSecret({ namespace: SYSTEM, name: 'kmq-webhook-tls' });
+    const ca = Buffer.from(secret.data!['ca.crt']!, 'base64');
+    const healthz = await new Promise<number | undefined>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port: a.webhookPort, path: '/healthz', ca }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on('error', reject);
+    });
+    expect(healthz).toBe(200);
     expect((await fetch(`http://127.0.0.1:${a.healthPort}/healthz`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${a.healthPort}/readyz`)).status).toBe(200);
 
