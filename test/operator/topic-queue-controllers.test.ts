@@ -129,11 +129,12 @@ async function queueExists(name: string): Promise<boolean> {
   }
 }
 
+/** Starts the broker on its data folder; a restart keeps the port, as a Service address stays the same. */
 async function startBroker(): Promise<void> {
-  broker = await BrokerProcess.start({ dataDir: dataDir! });
-  // The test's own client follows the broker to its new port.
-  await client?.close();
-  client = new KmqClient({ brokers: [broker.address], retry: { retries: 2, initialMs: 50, maxMs: 500 } });
+  const port = broker?.port;
+  broker = await BrokerProcess.start({ dataDir: dataDir!, ...(port === undefined ? {} : { args: ['--port', String(port)] }) });
+  if (port !== undefined) expect(broker.port).toBe(port);
+  client ??= new KmqClient({ brokers: [broker.address], retry: { retries: 2, initialMs: 50, maxMs: 500 } });
 }
 
 beforeAll(async () => {
@@ -313,6 +314,7 @@ describe('Topic, Queue and Exchange controllers against a real broker', () => {
     const t = await waitCondition('Queue', 'unrouted', 'Ready', 'False', 'BrokerUnavailable');
     expect(condition(t, 'Ready')!.message).toMatch(/^Broker unreachable/);
     await startBroker();
+    // The operator's pooled client for this BrokerCluster reconnects to the same address.
     await waitCondition('Queue', 'unrouted', 'Ready', 'True');
     // The broker kept its data: the message routed earlier is still there.
     expect(((await get('Queue', 'unrouted'))!.status!.depth as { ready: number }).ready).toBe(1);
@@ -322,7 +324,16 @@ describe('Topic, Queue and Exchange controllers against a real broker', () => {
     await create({ kind: 'Topic', metadata: { name: 'doomed' }, spec: { deletionPolicy: 'Delete' } });
     await waitCondition('Topic', 'doomed', 'Ready', 'True');
     await broker!.stop();
+    // The BrokerCluster object is held by a finalizer of the test's own, so the Topic's
+    // finalizer is released because the namespace terminates and the broker is unreachable,
+    // not because its BrokerCluster went first.
+    const hold = 'test.kmq.dev/hold';
+    await custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'brokerclusters', name: 'main', body: [{ op: 'add', path: '/metadata/finalizers', value: [hold] }] });
     await core.deleteNamespace({ name: NS });
+    await eventually('Topic doomed gone', async () => (await get('Topic', 'doomed')) === undefined, 60_000);
+    const held = await get('BrokerCluster', 'main');
+    expect(held?.metadata.deletionTimestamp).toBeDefined();
+    await custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'brokerclusters', name: 'main', body: [{ op: 'remove', path: '/metadata/finalizers' }] });
     await eventually(
       'namespace gone',
       async () => {
