@@ -149,7 +149,7 @@ export function operatorControllers(ctx: OperatorContext): Controller[] {
   const log = (controller: string): Logger => logger.child({ controller });
   const broker = (controller: string): BrokerControllerOptions => ({ kubeConfig, manager, clients, probe, logger: log(controller), ...(namespace === undefined ? {} : { namespace }) });
   return [
-    brokerClusterController({ kubeConfig, manager, namespace, probe, logger: log('broker-cluster') }),
+    brokerClusterController({ kubeConfig, manager, namespace, defaults: { image: options.brokerImage, imagePullPolicy: options.imagePullPolicy }, probe, logger: log('broker-cluster') }),
     topicController(broker('topic')),
     queueController(broker('queue')),
     exchangeController(broker('exchange')),

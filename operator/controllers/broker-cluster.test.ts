@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { BrokerCluster, BrokerClusterStatus } from '../api/v1alpha1/index.js';
 import type { ObjectClient } from '../apply.js';
 import { TerminalError } from '../runtime/controller.js';
-import { BrokerClusterReconciler, brokerClusterStatus, sameStatus } from './broker-cluster.js';
+import { BrokerClusterReconciler, brokerClusterStatus, sameStatus, withDefaults } from './broker-cluster.js';
 
 // Unit tests on a fake client; test/operator/operator.test.ts runs the controller against a real API server.
 
@@ -57,9 +57,10 @@ class FakeObjects implements ObjectClient {
   delete = (async () => ({})) as unknown as ObjectClient['delete'];
 }
 
-function reconciler(objects: FakeObjects, bc: BrokerCluster | undefined) {
+function reconciler(objects: FakeObjects, bc: BrokerCluster | undefined, defaults?: { image?: string }) {
   const writes: BrokerClusterStatus[] = [];
   const r = new BrokerClusterReconciler({
+    ...(defaults === undefined ? {} : { defaults }),
     brokerClusters: { get: (key) => (key === 'shop/main' ? bc : undefined) },
     objects,
     writeStatus: async (_bc, status) => {
@@ -134,6 +135,18 @@ describe('BrokerClusterReconciler', () => {
     bc.status = writes[0];
     await r.reconcile('shop/main');
     expect(writes).toHaveLength(1);
+  });
+
+  it('builds with the operator\'s default image when the spec names none, and reports it', async () => {
+    const objects = new FakeObjects();
+    const { r, writes } = reconciler(objects, cluster({ replicas: 1 }), { image: 'registry.test/kmq:9' });
+    await r.reconcile('shop/main');
+    const sts = objects.store.get('StatefulSet/main-broker') as V1StatefulSet;
+    expect(sts.spec?.template.spec?.containers[0]?.image).toBe('registry.test/kmq:9');
+    expect(writes[0]?.image).toBe('registry.test/kmq:9');
+    const own = cluster({ replicas: 1, image: 'mine:1', imagePullPolicy: 'Always' });
+    expect(withDefaults(own, { image: 'registry.test/kmq:9', imagePullPolicy: 'Never' })).toBe(own);
+    expect(withDefaults(cluster({}), { imagePullPolicy: 'Never' }).spec).toEqual({ imagePullPolicy: 'Never' });
   });
 
   it('does nothing for a BrokerCluster that is gone or being deleted (garbage collection removes the children)', async () => {

@@ -37,6 +37,8 @@ export interface BrokerClusterReconcilerOptions {
   objects: ObjectClient;
   /** Writes `.status` of a BrokerCluster. */
   writeStatus: (bc: BrokerCluster, status: BrokerClusterStatus) => Promise<void>;
+  /** Filled into a spec that names no image or pull policy. Default: the builders' own. */
+  defaults?: BrokerClusterDefaults;
   now?: () => Date;
   logger?: Logger;
 }
@@ -66,7 +68,7 @@ export class BrokerClusterReconciler {
 
     let desired: KubernetesObject[];
     try {
-      desired = buildBrokerClusterObjects(bc);
+      desired = buildBrokerClusterObjects(withDefaults(bc, this.options.defaults));
     } catch (err) {
       await this.degrade(bc, BrokerClusterReason.InvalidSpec, err);
       throw new TerminalError(`BrokerCluster ${key}: ${(err as Error).message}`, { reason: BrokerClusterReason.InvalidSpec }, { cause: err });
@@ -87,7 +89,7 @@ export class BrokerClusterReconciler {
       }
     }
 
-    const status = brokerClusterStatus(bc, statefulSet, this.now());
+    const status = brokerClusterStatus(withDefaults(bc, this.options.defaults), statefulSet, this.now());
     if (!sameStatus(bc.status, status)) await this.options.writeStatus(bc, status);
     this.log.debug({ key, generation, readyReplicas: status.readyReplicas }, 'Reconciled');
   }
@@ -106,6 +108,22 @@ export class BrokerClusterReconciler {
       this.log.warn({ err: writeErr, name: bc.metadata.name, namespace: bc.metadata.namespace }, 'Status write failed');
     }
   }
+}
+
+/** What the operator's flags fill into a BrokerCluster's spec when it names none. */
+export interface BrokerClusterDefaults {
+  /** `--broker-image`. */
+  image?: string;
+  /** `--image-pull-policy` (the CRD defaults the field, so this applies to objects stored without it). */
+  imagePullPolicy?: NonNullable<BrokerCluster['spec']['imagePullPolicy']>;
+}
+
+/** `bc` with the operator's defaults filled into its spec (the objects are built from this copy; the stored spec is left alone). */
+export function withDefaults(bc: BrokerCluster, defaults: BrokerClusterDefaults | undefined): BrokerCluster {
+  const image = bc.spec.image ?? defaults?.image;
+  const imagePullPolicy = bc.spec.imagePullPolicy ?? defaults?.imagePullPolicy;
+  if (image === bc.spec.image && imagePullPolicy === bc.spec.imagePullPolicy) return bc;
+  return { ...bc, spec: { ...bc.spec, ...(image === undefined ? {} : { image }), ...(imagePullPolicy === undefined ? {} : { imagePullPolicy }) } };
 }
 
 /**
@@ -169,6 +187,8 @@ export interface BrokerClusterControllerOptions {
   /** Watch one namespace; default every namespace. */
   namespace?: string;
   workers?: number;
+  /** Filled into a spec that names no image or pull policy. */
+  defaults?: BrokerClusterDefaults;
   /** Observes reconcile durations. */
   probe?: OperatorProbe;
   logger?: Logger;
@@ -231,6 +251,7 @@ export function brokerClusterController(options: BrokerClusterControllerOptions)
     brokerClusters,
     objects: KubernetesObjectApi.makeApiClient(kubeConfig),
     writeStatus: (bc, status) => writeBrokerClusterStatus(custom, bc, status),
+    ...(options.defaults === undefined ? {} : { defaults: options.defaults }),
     logger,
   });
   const reconcile: Reconciler = (key, signal) => reconciler.reconcile(key, signal);

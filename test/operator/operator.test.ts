@@ -70,6 +70,7 @@ class OperatorProcess {
       '--renew-deadline=3s',
       '--retry-period=300ms',
       '--drain-timeout=5s',
+      '--broker-image=registry.test/kmq:it',
       `--broker-address-override=${broker!.address}`,
     ];
     this.child = spawn(process.execPath, args, {
@@ -287,6 +288,8 @@ describe('kmq operator against a real API server and broker', () => {
     const sts = await eventually('the StatefulSet', statefulSet);
     expect(sts.spec?.replicas).toBe(3);
     expect(sts.spec?.serviceName).toBe('main-broker');
+    // The example names no image: the operator's --broker-image.
+    expect(sts.spec?.template.spec?.containers[0]?.image).toBe('registry.test/kmq:it');
     const policy = cp!.kubeConfig.makeApiClient(PolicyV1Api);
     const rbac = cp!.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
     const children: KubernetesObject[] = await eventually('every child', async () => {
@@ -317,7 +320,7 @@ describe('kmq operator against a real API server and broker', () => {
       const o = await getCustom('brokerclusters', 'main');
       return o.status?.replicas === 3 ? o : undefined;
     });
-    expect(withStatus.status).toMatchObject({ replicas: 3, readyReplicas: 0, observedGeneration: 1, bootstrap: 'main-client.shop.svc:9092' });
+    expect(withStatus.status).toMatchObject({ replicas: 3, readyReplicas: 0, observedGeneration: 1, bootstrap: 'main-client.shop.svc:9092', image: 'registry.test/kmq:it' });
     expect(condition(withStatus, 'Ready')).toMatchObject({ status: 'False', reason: 'BrokersNotReady', observedGeneration: 1 });
 
     // The DLQPolicy is valid and used by nobody yet.
