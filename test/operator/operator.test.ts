@@ -196,6 +196,7 @@ async function versions(): Promise<Record<string, string | undefined>> {
     brokerCluster: (await getCustom('brokerclusters', 'main')).metadata?.resourceVersion,
     subscription: (await getCustom('subscriptions', 'billing')).metadata?.resourceVersion,
     dlqPolicy: (await getCustom('dlqpolicies', 'standard')).metadata?.resourceVersion,
+    queueSubscription: (await getCustom('subscriptions', 'email-workers')).metadata?.resourceVersion,
   };
 }
 
@@ -409,6 +410,32 @@ describe('kmq operator against a real API server and broker', () => {
     // The DLQPolicy counts its user.
     await eventually('DLQPolicy used by billing', async () => ((await getCustom('dlqpolicies', 'standard')).status?.subscriptions === 1 ? true : undefined));
   }, 120_000);
+
+  it('reports a queue Subscription\'s depth, and waits for its queue to exist', async () => {
+    // The example's email-workers reads queue emails, which the broker does not have yet.
+    const file = path.join(cp!.dir, 'email-workers.yaml');
+    const docs = fs.readFileSync(path.join(root, 'examples', 'kubernetes', 'subscription.yaml'), 'utf8').split(/^---$/m);
+    fs.writeFileSync(file, docs.find((d) => d.includes('name: email-workers'))!);
+    await kubectl('apply', '-f', file);
+    const missing = await eventually('SourceNotFound', async () => {
+      const o = await getCustom('subscriptions', 'email-workers');
+      return condition(o, 'Ready')?.reason === 'SourceNotFound' ? o : undefined;
+    });
+    expect(condition(missing, 'Ready')).toMatchObject({ status: 'False', message: 'Queue shop.emails does not exist on the broker' });
+    expect(condition(missing, 'Degraded')).toBeUndefined();
+
+    await client!.admin().createQueue('shop.emails');
+    const publisher = client!.publisher();
+    await publisher.publish({ queue: 'shop.emails' }, [{ value: 'a' }, { value: 'b' }, { value: 'c' }]);
+    // The common resync looks again; a change of the object makes it look at once.
+    await custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: SHOP, plural: 'subscriptions', name: 'email-workers', body: [{ op: 'add', path: '/metadata/annotations', value: { 'test.kmq.dev/touch': '1' } }] });
+    const ready = await eventually('email-workers Ready', async () => {
+      const o = await getCustom('subscriptions', 'email-workers');
+      return condition(o, 'Ready')?.status === 'True' ? o : undefined;
+    });
+    expect(ready.status).toMatchObject({ mode: 'shared', brokerGroup: 'shop.email-workers', lag: 3, consumers: 0, observedGeneration: 1 });
+    await eventually('DLQPolicy used by both', async () => ((await getCustom('dlqpolicies', 'standard')).status?.subscriptions === 2 ? true : undefined));
+  }, 60_000);
 
   it('a restart writes nothing and resets nothing when there is nothing to do', async () => {
     // Let the writes of the previous steps settle.
