@@ -215,5 +215,20 @@ describe('BrokerObjectReconciler', () => {
       await terminating.reconciler.reconcile('shop/orders', signal);
       expect(terminating.patches).toEqual(removesFinalizer);
     });
+
+    it('in a terminating namespace a broker refusal releases the finalizer too; elsewhere it is Degraded and retried', async () => {
+      const refusing = (terminating: boolean): Fake => {
+        const f = setup(topic({ deleting: true, policy: 'Delete' }), { terminating });
+        f.handler.deleteOnBroker = () => Promise.reject(new KmqError(ErrorCode.InvalidConfig, 'Queue "shop.orders" is the dead-letter queue of shop.emails; change those first'));
+        return f;
+      };
+      const living = refusing(false);
+      await expect(living.reconciler.reconcile('shop/orders', signal)).rejects.toThrow('dead-letter queue');
+      expect(living.patches).toEqual([]);
+      expect(writtenStatus(living).conditions.map((c) => `${c.type}=${c.status} ${c.reason}`)).toEqual(['Ready=False InvalidConfig', 'Degraded=True InvalidConfig']);
+      const terminating = refusing(true);
+      await terminating.reconciler.reconcile('shop/orders', signal);
+      expect(terminating.patches).toEqual(removesFinalizer);
+    });
   });
 });

@@ -90,9 +90,11 @@ const DEFAULT_RESYNC_MS = 30_000;
  * ensure on the broker → status → requeue after the resync period.
  *
  * Deletion never hangs: the finalizer is released when the BrokerCluster is gone (or
- * ambiguous), and when the namespace is terminating and the broker is unreachable.
- * DeleteIfEmpty in a terminating namespace acts as Retain. A DeleteIfEmpty object that is
- * not empty otherwise stays, Degraded with reason NotEmpty, and is retried with backoff.
+ * ambiguous), and when the namespace is terminating and the broker is unreachable or
+ * refuses the clean-up (the broker object is then left, and logged). DeleteIfEmpty in a
+ * terminating namespace acts as Retain. Outside a terminating namespace, a DeleteIfEmpty
+ * object that is not empty stays, Degraded with reason NotEmpty, retried with backoff; a
+ * broker that is down is Ready=False BrokerUnavailable, retried with backoff.
  */
 export class BrokerObjectReconciler<T extends BrokerBackedObject, S extends object> {
   private readonly log: Logger;
@@ -174,8 +176,10 @@ export class BrokerObjectReconciler<T extends BrokerBackedObject, S extends obje
         await this.handler.deleteOnBroker(ctx);
       }
     } catch (err) {
-      if (namespaceTerminating && isBrokerUnavailable(err)) {
-        log.warn({ err: errorMessage(err), policy: declared }, 'Namespace terminating and broker unreachable, releasing the finalizer and leaving the broker object');
+      // A terminating namespace must not wait on the broker: unreachable, or refusing (a queue
+      // still named as another's dead-letter queue, say), the broker object is left and logged.
+      if (namespaceTerminating) {
+        log.warn({ err: errorMessage(err), policy: declared, brokerName: ctx.brokerName }, 'Namespace terminating and the broker object could not be cleaned up, releasing the finalizer and leaving it');
         await removeFinalizer(this.options.kube, this.handler.plural, obj);
         return;
       }
