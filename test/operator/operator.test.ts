@@ -481,6 +481,17 @@ describe('kmq operator against a real API server and broker', () => {
     // The count moves when the reconcile that recreated it has applied the rest too.
     await eventually('operator-b counts its reconciles', async () => ((await b.metric('kmq_operator_reconciles_total{controller="broker-cluster"}')) > 0 ? true : undefined));
     expect(await b.metric('kmq_operator_leader')).toBe(1);
+
+    // Deleting the BrokerCluster: garbage collection removes the children, and the operator does not bring them back.
+    await kubectl('-n', SHOP, 'delete', 'brokercluster', 'main', '--wait=true');
+    await eventually('children collected', async () => ((await statefulSet()) === undefined && (await core.listNamespacedService({ namespace: SHOP })).items.length === 0 ? true : undefined), 60_000);
+    const subscription = await eventually('Subscriptions without a BrokerCluster', async () => {
+      const o = await getCustom('subscriptions', 'billing');
+      return condition(o, 'Ready')?.reason === 'BrokerClusterNotFound' ? o : undefined;
+    });
+    expect(condition(subscription, 'Ready')?.status).toBe('False');
+    await sleep(1000);
+    expect(await statefulSet()).toBeUndefined();
     expect(await b.stop()).toBe(0);
-  }, 90_000);
+  }, 150_000);
 });
