@@ -209,9 +209,20 @@ describe('Topic, Queue and Exchange controllers against a real broker', () => {
     expect(t.status).toMatchObject({ partitions: 3 });
   });
 
-  it('reports a partitions increase the broker cannot apply as Degraded NotAppliedByBroker', async () => {
-    await custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'topics', name: 'orders', body: [{ op: 'replace', path: '/spec/partitions', value: 4 }] });
+  it('applies a retention change; reports a partitions increase the broker cannot apply as Degraded NotAppliedByBroker', async () => {
+    await custom.patchNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: NS,
+      plural: 'topics',
+      name: 'orders',
+      body: [
+        { op: 'replace', path: '/spec/partitions', value: 4 },
+        { op: 'replace', path: '/spec/retention/time', value: '1d' },
+      ],
+    });
     const t = await waitCondition('Topic', 'orders', 'Degraded', 'True', 'NotAppliedByBroker');
+    expect((await client!.admin().describeTopic(`${NS}.orders`)).config?.retentionMs).toBe(86_400_000);
     expect(condition(t, 'Degraded')!.message).toContain('spec.partitions is 4 but the topic has 3');
     expect(condition(t, 'Ready')).toMatchObject({ status: 'False', reason: 'NotAppliedByBroker' });
     expect(t.status).toMatchObject({ partitions: 3 });
@@ -279,6 +290,30 @@ describe('Topic, Queue and Exchange controllers against a real broker', () => {
     await create({ kind: 'Exchange', metadata: { name: 'later' }, spec: { type: 'direct' } });
     await waitCondition('Queue', 'emails', 'Ready', 'True');
     expect(await bindingKeys()).toEqual(['mail.*']);
+  });
+
+  it('an operator restart repeats no side effect: same topics, queues, exchanges and bindings, objects stay Ready', async () => {
+    const snapshot = async (): Promise<string> => {
+      const admin = client!.admin();
+      const topics = (await admin.listTopics()).map((t) => `${t.name}:${t.partitions.length}`).sort();
+      const queues = (await admin.listQueues()).map((q) => `${q.name}:${q.logEndOffset}`).sort();
+      const exchanges = (await admin.listExchanges()).map((x) => `${x.name}:${x.bindings.map((b) => `${b.destination?.name}/${b.routingKey}`).sort().join(',')}`).sort();
+      return JSON.stringify({ topics, queues, exchanges });
+    };
+    const before = await snapshot();
+    await manager!.stop();
+    await clients!.close();
+    const kubeConfig = cp!.kubeConfig;
+    manager = new Manager({ kubeConfig, drainTimeoutMs: 5_000 });
+    clients = new BrokerClientPool({ resolveAddress: () => broker!.address });
+    const options = { kubeConfig, manager, clients, resyncMs: 1_000, rateLimiter: { maxMs: 1_000 } };
+    manager.add(topicController(options)).add(queueController(options)).add(exchangeController(options));
+    void manager.start();
+    // A few resyncs of the new operator.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await snapshot()).toBe(before);
+    for (const name of ['emails', 'emails-dead', 'unrouted']) await waitCondition('Queue', name, 'Ready', 'True');
+    await waitCondition('Exchange', 'notifications', 'Ready', 'True');
   });
 
   it('deletionPolicy: Retain keeps the broker topic, Delete removes it, DeleteIfEmpty waits while the queue holds messages', async () => {
