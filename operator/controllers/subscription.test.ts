@@ -22,6 +22,7 @@ class FakeAdmin {
   committed = [5, 5];
   resets: Array<{ group: string; topic: string; strategy: string; value?: number }> = [];
   topics = new Set(['shop.orders']);
+  deadLetterQueue: string | undefined;
 
   async listOffsets(topic: string, spec: 'earliest' | 'latest'): Promise<Map<number, number>> {
     if (!this.topics.has(topic)) throw new KmqError(ErrorCode.UnknownTopic, `Unknown topic ${topic}`);
@@ -44,8 +45,10 @@ class FakeAdmin {
   }
 
   async describeQueue(name: string) {
+    if (name === 'shop.emails-dead') return { name, config: undefined, depth: { ready: 4, inFlight: 1, delayed: 2 }, consumers: 0, redeliveries: 0, deadLettered: 0, logStartOffset: 0, logEndOffset: 7 };
     if (name !== 'shop.emails') throw new KmqError(ErrorCode.UnknownQueue, `Unknown queue ${name}`);
-    return { name, config: undefined, depth: { ready: 7, inFlight: 2, delayed: 0 }, consumers: 3, redeliveries: 0, deadLettered: 0, logStartOffset: 0, logEndOffset: 9 };
+    const config = this.deadLetterQueue === undefined ? undefined : { deadLetterQueue: this.deadLetterQueue };
+    return { name, config, depth: { ready: 7, inFlight: 2, delayed: 0 }, consumers: 3, redeliveries: 0, deadLettered: 0, logStartOffset: 0, logEndOffset: 9 };
   }
 }
 
@@ -108,10 +111,14 @@ describe('SubscriptionHandler', () => {
     expect(out.status).toEqual({ mode: 'ordered', brokerGroup: 'shop.billing', lag: 8, consumers: 0, dlqDepth: 0 });
   });
 
-  it('reports queue depth and consumers of a queue subscription', async () => {
-    const { handler, ctx } = setup();
+  it('reports queue depth and consumers of a queue subscription, and the depth of its dead-letter queue', async () => {
+    const { handler, ctx, admin } = setup();
     const out = await handler.ensure(ctx(sub({ queue: 'emails' })));
     expect(out.status).toEqual({ mode: 'shared', brokerGroup: 'shop.billing', lag: 7, consumers: 3 });
+    admin.deadLetterQueue = 'shop.emails-dead';
+    expect((await handler.ensure(ctx(sub({ queue: 'emails' })))).status).toEqual({ mode: 'shared', brokerGroup: 'shop.billing', lag: 7, consumers: 3, dlqDepth: 7 });
+    admin.deadLetterQueue = 'shop.gone';
+    expect((await handler.ensure(ctx(sub({ queue: 'emails' })))).status.dlqDepth).toBe(0);
   });
 
   it('a missing topic, queue or DLQPolicy is a condition, not an error', async () => {

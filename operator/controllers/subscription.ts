@@ -115,7 +115,8 @@ export class SubscriptionHandler implements BrokerObjectHandler<Subscription, Su
       const queue = brokerSideName(namespace, sub.spec.queue);
       try {
         const info = await admin.describeQueue(queue);
-        const figures: SubscriptionFigures = { ...base, lag: info.depth?.ready ?? 0, consumers: info.consumers };
+        const dlq = info.config?.deadLetterQueue ?? '';
+        const figures: SubscriptionFigures = { ...base, lag: info.depth?.ready ?? 0, consumers: info.consumers, ...(dlq === '' ? {} : { dlqDepth: await queueDepth(admin, dlq) }) };
         return { status: figures, ...(problem === undefined ? {} : { problem }) };
       } catch (err) {
         if (!hasCode(err, ErrorCode.UnknownQueue)) throw err;
@@ -224,6 +225,17 @@ export async function topicDepth(admin: Admin, topic: string): Promise<number> {
     return depth;
   } catch (err) {
     if (hasCode(err, ErrorCode.UnknownTopic)) return 0;
+    throw err;
+  }
+}
+
+/** Messages held in a queue (ready, in flight and delayed); 0 when the queue does not exist. */
+export async function queueDepth(admin: Admin, queue: string): Promise<number> {
+  try {
+    const d = (await admin.describeQueue(queue)).depth;
+    return (d?.ready ?? 0) + (d?.inFlight ?? 0) + (d?.delayed ?? 0);
+  } catch (err) {
+    if (hasCode(err, ErrorCode.UnknownQueue)) return 0;
     throw err;
   }
 }
