@@ -10,7 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository root, from test/utils/ here or from dist/test/utils/ when built (the bench runs the build). */
+const root = ((): string => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const up2 = path.resolve(here, '..', '..');
+  return path.basename(up2) === 'dist' ? path.dirname(up2) : up2;
+})();
 const SETUP_HINT = 'run `bash scripts/setup-control-plane.sh`';
 const run = promisify(execFile);
 
