@@ -94,6 +94,17 @@ async function describeIfExists(ctx: BrokerObjectContext<Topic>): Promise<TopicD
   }
 }
 
+/** Queues are topics on the broker: a Queue of the same name must not pass for this Topic. */
+async function isQueue(ctx: BrokerObjectContext<Topic>): Promise<boolean> {
+  try {
+    await ctx.admin.describeQueue(ctx.brokerName);
+    return true;
+  } catch (err) {
+    if (hasCode(err, ErrorCode.UnknownQueue)) return false;
+    throw err;
+  }
+}
+
 /** The Topic's steps: `<namespace>.<name>` on the broker, its config and its bindings. */
 export const topicHandler: BrokerObjectHandler<Topic, TopicFigures> = {
   kind: 'Topic',
@@ -112,6 +123,12 @@ export const topicHandler: BrokerObjectHandler<Topic, TopicFigures> = {
     }
     const config = desiredTopicConfig(spec);
     let described = await describeIfExists(ctx);
+    if (described !== undefined && (await isQueue(ctx))) {
+      return {
+        status: { brokerName },
+        problem: { reason: 'NameTaken', message: `The broker has a queue named ${brokerName}; a Queue and a Topic of one namespace cannot share a name`, degraded: true },
+      };
+    }
     if (described === undefined) {
       // ifNotExists: a second replica or a restart racing this create is not an error.
       await admin.createTopic(brokerName, { partitions: spec.partitions ?? 1, replicationFactor: rf, config, ifNotExists: true });

@@ -257,6 +257,11 @@ describe('Topic, Queue and Exchange controllers against a real broker', () => {
     await publisher.publish({ exchange: `${NS}.notifications`, routingKey: 'email.welcome' }, [{ value: 'hello' }]);
     await publisher.publish({ exchange: `${NS}.notifications`, routingKey: 'sms.welcome' }, [{ value: 'to the alternate' }]);
     await eventually('emails depth 1 in status', async () => ((await get('Queue', 'emails'))?.status?.depth as { ready?: number } | undefined)?.ready === 1);
+    // Queues are topics on the broker: a Topic of a Queue's name is refused, not mistaken for it.
+    await create({ kind: 'Topic', metadata: { name: 'unrouted' }, spec: {} });
+    const clash = await waitCondition('Topic', 'unrouted', 'Degraded', 'True', 'NameTaken');
+    expect(clash.status).not.toHaveProperty('messages');
+    await remove('Topic', 'unrouted');
     await eventually('unrouted depth 1 in status', async () => ((await get('Queue', 'unrouted'))?.status?.depth as { ready?: number } | undefined)?.ready === 1);
   });
 
