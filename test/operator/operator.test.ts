@@ -483,6 +483,7 @@ describe('kmq operator against a real API server and broker', () => {
     expect(await b.metric('kmq_operator_leader')).toBe(1);
 
     // Deleting the BrokerCluster: garbage collection removes the children, and the operator does not bring them back.
+    const created = b.count('Child created') + b.count('Child updated');
     await kubectl('-n', SHOP, 'delete', 'brokercluster', 'main', '--wait=true');
     await eventually('children collected', async () => ((await statefulSet()) === undefined && (await core.listNamespacedService({ namespace: SHOP })).items.length === 0 ? true : undefined), 60_000);
     const subscription = await eventually('Subscriptions without a BrokerCluster', async () => {
@@ -492,6 +493,7 @@ describe('kmq operator against a real API server and broker', () => {
     expect(condition(subscription, 'Ready')?.status).toBe('False');
     await sleep(1000);
     expect(await statefulSet()).toBeUndefined();
+    expect(b.count('Child created') + b.count('Child updated')).toBe(created);
     expect(await b.stop()).toBe(0);
   }, 150_000);
 });
