@@ -106,3 +106,36 @@ function javaVersion(): string {
   const out = spawnSync('java', ['-version'], { encoding: 'utf8' }).stderr ?? '';
   return /version "([^"]+)"/.exec(out)?.[1] ?? '?';
 }
+
+/** Settings of Kafka's ProducerPerformance in the comparison (stated in the report). */
+export const KAFKA_PERF_PRODUCER_PROPS = ['acks=1', 'enable.idempotence=false', 'linger.ms=0', 'batch.size=1048576', 'max.request.size=1048576', 'compression.type=none', 'max.in.flight.requests.per.connection=5'];
+
+/** What ProducerPerformance printed last: its summary of the whole run. */
+export interface KafkaPerfResult {
+  records: number;
+  recordsPerSec: number;
+  mbPerSec: number;
+  avgLatencyMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Wall-clock time of the tool's process, JVM start included, ms. */
+  processMs: number;
+}
+
+/**
+ * Runs Kafka's own producer perf tool (org.apache.kafka.tools.ProducerPerformance,
+ * the kafka-producer-perf-test.sh main class) at max rate against `address`.
+ */
+export async function kafkaProducerPerf(address: string, topic: string, records: number, recordBytes: number): Promise<KafkaPerfResult> {
+  const args = ['-Xmx512M', '-cp', `${kafkaLibs()}/*`, 'org.apache.kafka.tools.ProducerPerformance', '--topic', topic, '--num-records', String(records), '--record-size', String(recordBytes), '--throughput', '-1', '--producer-props', `bootstrap.servers=${address}`, ...KAFKA_PERF_PRODUCER_PROPS];
+  const t0 = performance.now();
+  const { spawn } = await import('node:child_process');
+  const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const m = /(\d+) records sent, ([\d.]+) records\/sec \(([\d.]+) MB\/sec\), ([\d.]+) ms avg latency, [\d.]+ ms max latency, (\d+) ms 50th, \d+ ms 95th, (\d+) ms 99th/.exec(out);
+  if (code !== 0 || m === null) throw new Error(`ProducerPerformance failed (exit ${code}): ${out.slice(-800)}`);
+  return { records: Number(m[1]), recordsPerSec: Number(m[2]), mbPerSec: Number(m[3]), avgLatencyMs: Number(m[4]), p50Ms: Number(m[5]), p99Ms: Number(m[6]), processMs: performance.now() - t0 };
+}

@@ -4,8 +4,12 @@
  * values goes to the client at once and resolves when every value is acknowledged.
  */
 
-/** The systems of the comparison (RabbitMQ once per queue type). */
-export const SYSTEMS = ['kmq', 'kafka', 'rabbitmq-classic', 'rabbitmq-quorum', 'nats', 'redis'] as const;
+/**
+ * The systems of the comparison (RabbitMQ once per queue type). kafka-java is the
+ * Kafka broker driven by Kafka's own Java perf tool (ProducerPerformance) instead of
+ * a Node client: produce only; its admin client is kafkajs.
+ */
+export const SYSTEMS = ['kmq', 'kafka', 'kafka-java', 'rabbitmq-classic', 'rabbitmq-quorum', 'nats', 'redis'] as const;
 export type SystemId = (typeof SYSTEMS)[number];
 
 /** Sends one call of values; resolves once the server acknowledged every one of them. */
@@ -34,6 +38,7 @@ export async function openClient(system: SystemId, address: string): Promise<Pee
     case 'kmq':
       return (await import('./kmq-client.js')).openKmqClient(address);
     case 'kafka':
+    case 'kafka-java':
       return (await import('./kafka-client.js')).openKafkaClient(address);
     case 'rabbitmq-classic':
       return (await import('./rabbitmq-client.js')).openRabbitmqClient(address, 'classic');

@@ -131,10 +131,11 @@ export class ProcessGroup {
     this.extra.push(other);
   }
 
+  /** Signals every process of the group, also after the leader has exited (its children may outlive it). */
   kill(sig: NodeJS.Signals): void {
     for (const e of this.extra) e.kill(sig);
     const pid = this.child.pid;
-    if (pid === undefined || !this.running) return;
+    if (pid === undefined) return;
     try {
       process.kill(-pid, sig);
     } catch {
@@ -148,7 +149,7 @@ export class ProcessGroup {
     const timer = setTimeout(() => this.kill('SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(timer);
-    // Processes of the group that outlived the leader.
+    // Processes of the group that outlived the leader (orphans: nothing waits for them).
     this.kill('SIGKILL');
     for (const e of this.extra) await e.stop(graceMs);
   }
