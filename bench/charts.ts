@@ -47,8 +47,8 @@ async function render(spec: TopLevelSpec, fileBase: string): Promise<ChartFile> 
 
 const config = { font: FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11 }, title: { fontSize: 14 } };
 
-/** Grouped bars: one group per `group`, one bar per `series`. */
-export function barChart(points: BarPoint[], title: string, yTitle: string, fileBase: string): Promise<ChartFile> {
+/** Grouped bars: one group per `group`, one bar per `series`; `seriesOrder` fixes each series' colour across charts. */
+export function barChart(points: BarPoint[], title: string, yTitle: string, fileBase: string, seriesOrder?: readonly string[]): Promise<ChartFile> {
   return render(
     {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -62,15 +62,19 @@ export function barChart(points: BarPoint[], title: string, yTitle: string, file
         x: { field: 'group', type: 'nominal', title: null, axis: { labelAngle: 0 } },
         xOffset: { field: 'series', type: 'nominal' },
         y: { field: 'value', type: 'quantitative', title: yTitle },
-        color: { field: 'series', type: 'nominal', title: 'system' },
+        color: { field: 'series', type: 'nominal', title: 'system', ...colourScale(seriesOrder) },
       },
     },
     fileBase,
   );
 }
 
-/** Lines of latency against percentile, one per `series`, on a log scale. */
-export function latencyChart(points: LatencyPoint[], percentiles: string[], title: string, fileBase: string): Promise<ChartFile> {
+function colourScale(seriesOrder: readonly string[] | undefined): { scale?: { domain: string[] }; sort?: string[] } {
+  return seriesOrder === undefined ? {} : { scale: { domain: [...seriesOrder] }, sort: [...seriesOrder] };
+}
+
+/** Lines of latency against percentile, one per `series`, on a log scale; `seriesOrder` as for barChart. */
+export function latencyChart(points: LatencyPoint[], percentiles: string[], title: string, fileBase: string, seriesOrder?: readonly string[]): Promise<ChartFile> {
   return render(
     {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -83,7 +87,7 @@ export function latencyChart(points: LatencyPoint[], percentiles: string[], titl
       encoding: {
         x: { field: 'percentile', type: 'ordinal', sort: percentiles, title: 'percentile', axis: { labelAngle: 0 } },
         y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency, ms (log scale)' },
-        color: { field: 'series', type: 'nominal', title: 'system' },
+        color: { field: 'series', type: 'nominal', title: 'system', ...colourScale(seriesOrder) },
       },
     },
     fileBase,

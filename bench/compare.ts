@@ -525,6 +525,8 @@ async function writeReport(state: {
   failures: Array<{ system: SystemId; workload: string; rep: number; error: string }>;
 }): Promise<string> {
   fs.mkdirSync(outDir, { recursive: true });
+  // Charts of an earlier run would sit beside this report as if they were its own.
+  for (const f of fs.readdirSync(outDir)) if (/\.(png|svg)$/.test(f)) fs.rmSync(path.join(outDir, f));
   const { systems, results } = state;
   const ran = systems.filter((s) => s.failure === undefined).map((s) => s.id);
   const summaries = new Map<string, Summary>();
@@ -587,7 +589,7 @@ async function writeReport(state: {
         const sm = summaries.get(`${w.id}/${sys}`);
         if (sm !== undefined) bars.push({ group: w.id, series: sys, value: Math.round(sm.msgsPerSec) });
       }
-      if (bars.length > 0) charts.push(await barChart(bars, `${w.title} (msg/s, median)`, 'messages/s', path.join(outDir, `throughput-${w.id}`)));
+      if (bars.length > 0) charts.push(await barChart(bars, `${w.title} (msg/s, median)`, 'messages/s', path.join(outDir, `throughput-${w.id}`), ran));
     }
     for (const w of WORKLOADS.filter((x) => x.kind === 'e2e')) {
       const lat: LatencyPoint[] = [];
@@ -596,7 +598,7 @@ async function writeReport(state: {
         if (sm === undefined) continue;
         for (const [p, v] of [['p50', sm.p50Ms], ['p95', sm.p95Ms], ['p99', sm.p99Ms], ['p99.9', sm.p999Ms], ['max', sm.maxMs]] as const) lat.push({ series: sys, percentile: p, ms: v ?? NaN });
       }
-      if (lat.length > 0) charts.push(await latencyChart(lat, ['p50', 'p95', 'p99', 'p99.9', 'max'], `End-to-end latency at ${w.rate!.toLocaleString('en-US')} msg/s, ${sizes.e2eBytes} B`, path.join(outDir, `latency-${w.id}`)));
+      if (lat.length > 0) charts.push(await latencyChart(lat, ['p50', 'p95', 'p99', 'p99.9', 'max'], `End-to-end latency at ${w.rate!.toLocaleString('en-US')} msg/s, ${sizes.e2eBytes} B`, path.join(outDir, `latency-${w.id}`), ran));
     }
   } catch (err) {
     L.push(`Charts failed: ${(err as Error).message}`, '');
