@@ -25,9 +25,10 @@ export default tseslint.config(
             zone('./protocol', ['./broker', './client', './sidecar', './operator', './cli', './test', './bench'], 'protocol/ imports only lib/'),
             zone('./lib', ['./protocol', './broker', './client', './sidecar', './operator', './cli', './test', './bench'], 'lib/ holds no business logic and imports no component'),
             zone('./sidecar', ['./broker', './operator', './cli', './test', './bench'], 'sidecar/ reaches brokers only through client/'),
-            zone('./cli', ['./sidecar/delivery', './operator', './test', './bench'], 'cli/ reaches brokers only through client/'),
+            zone('./cli', ['./sidecar/delivery', './test', './bench'], 'cli/ reaches brokers only through client/'),
             // `kmq broker` and `kmq dev` run a broker in-process: broker/main.ts is its only entry.
             { target: './cli', from: './broker', except: ['./main.ts'], message: 'cli/ starts brokers through broker/main.ts and talks to them only through client/' },
+            { target: './cli', from: './operator', except: ['./main.ts'], message: 'cli/ starts the operator through operator/main.ts' },
             zone('./operator', ['./broker', './sidecar', './cli', './test', './bench'], 'operator/ reaches brokers only through client/'),
           ],
         },

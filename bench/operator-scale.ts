@@ -3,7 +3,7 @@
  *
  * A real kube-apiserver and etcd (the test control plane, built by
  * scripts/setup-control-plane.sh), the CRDs, a real broker process and the operator as a
- * real process (`node dist/operator/main.js`, brokers reached through
+ * real process (`kmq operator` with the chart's NODE_OPTIONS, brokers reached through
  * --broker-address-override). N Topic objects (default 1,000) are created at once, 50
  * requests in flight; the clock runs from the first create until every Topic reports
  * Ready=True. The operator's RSS is sampled every 200 ms. Targets (reported, not
@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import { ControlPlane, controlPlaneBinary } from '../test/utils/control-plane.js';
 import { BenchBroker } from './processes.js';
 import { ProcSampler } from './proc-sampler.js';
@@ -81,10 +82,14 @@ async function main(): Promise<void> {
       body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'BrokerCluster', metadata: { name: 'main' }, spec: { replicas: 1 } },
     });
 
+    // As the chart runs it: its NODE_OPTIONS (a heap cap), unless OPERATOR_NODE_OPTIONS says otherwise.
+    const chartValues = parseYaml(fs.readFileSync(path.join(root, 'charts', 'kmq', 'values.yaml'), 'utf8')) as { nodeOptions?: string };
+    const nodeOptions = process.env.OPERATOR_NODE_OPTIONS ?? chartValues.nodeOptions ?? '';
+    log(`operator: kmq operator, NODE_OPTIONS=${nodeOptions}`);
     operator = spawn(
       process.execPath,
-      [path.join(root, 'dist', 'operator', 'main.js'), '--leader-elect=false', '--no-webhook', '--health-host=127.0.0.1', '--health-port=0', `--broker-address-override=${broker.address}`],
-      { env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, KMQ_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      [path.join(root, 'dist', 'cli', 'main.js'), 'operator', '--leader-elect=false', '--no-webhook', '--health-host=127.0.0.1', '--health-port=0', `--broker-address-override=${broker.address}`],
+      { env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, KMQ_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const keep = (d: Buffer): void => {
       operatorTail.push(...d.toString().split('\n').filter(Boolean));
@@ -135,7 +140,7 @@ async function main(): Promise<void> {
     }
     const peakRssMb = sampler.peakRss / 1024 / 1024;
     sampler.stop();
-    const result = { topics, concurrency: CONCURRENCY, createdSeconds: createdS, allReadySeconds: allReadyS, readyCount, operatorIdleRssMb: idleRssMb, operatorPeakRssMb: peakRssMb };
+    const result = { topics, concurrency: CONCURRENCY, nodeOptions, createdSeconds: createdS, allReadySeconds: allReadyS, readyCount, operatorIdleRssMb: idleRssMb, operatorPeakRssMb: peakRssMb };
     const outDir = path.join(root, '.bench-out');
     fs.mkdirSync(outDir, { recursive: true });
     fs.writeFileSync(path.join(outDir, 'operator-scale.json'), JSON.stringify(result, null, 2));
@@ -145,7 +150,7 @@ async function main(): Promise<void> {
         `kmq operator scale (${os.cpus().length} CPUs, node ${process.version})`,
         `  ${topics.toLocaleString('en-US')} Topic objects created (${CONCURRENCY} in flight) in ${createdS.toFixed(1)} s`,
         `  all Ready after ${Number.isNaN(allReadyS) ? `— (only ${readyCount} within 5 min)` : `${allReadyS.toFixed(1)} s`} from the first create`,
-        `  operator RSS: ${idleRssMb.toFixed(0)} MB idle, ${peakRssMb.toFixed(0)} MB peak`,
+        `  operator RSS: ${idleRssMb.toFixed(0)} MB idle, ${peakRssMb.toFixed(0)} MB peak (NODE_OPTIONS=${nodeOptions})`,
         `  ${met(allReadyS <= TARGET_SECONDS)} ${topics.toLocaleString('en-US')} Topics Ready in <= ${TARGET_SECONDS} s`,
         `  ${met(peakRssMb <= TARGET_RSS_MB)} operator RSS <= ${TARGET_RSS_MB} MB`,
         `JSON: ${path.join(outDir, 'operator-scale.json')}`,

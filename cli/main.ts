@@ -12,6 +12,7 @@ import { registerExchangeCommands } from './commands/exchange.js';
 import { registerPublishCommand } from './commands/publish.js';
 import { registerDlqCommands } from './commands/dlq.js';
 import { registerSidecarCommand } from './commands/sidecar.js';
+import { registerOperatorCommand } from './commands/operator.js';
 import { CliError } from './output.js';
 
 const program = new Command();
@@ -33,6 +34,7 @@ registerExchangeCommands(program);
 registerPublishCommand(program);
 registerDlqCommands(program);
 registerSidecarCommand(program);
+registerOperatorCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

@@ -5,7 +5,7 @@ import { Controller } from '../runtime/controller.js';
 import type { Reconciler } from '../runtime/controller.js';
 import { silentLogger } from '../../lib/logger.js';
 import type { BrokerControllerOptions } from './common/broker-controller.js';
-import { kmqInformer, reconcilerOptions } from './common/broker-controller.js';
+import { BROKER_CONTROLLER_WORKERS, kmqInformer, reconcilerOptions } from './common/broker-controller.js';
 import { BrokerReason } from './common/broker-errors.js';
 import { BrokerObjectReconciler, keysInNamespace } from './common/broker-object-reconciler.js';
 import type { BrokerObjectContext, BrokerObjectHandler, EnsureOutcome } from './common/broker-object-reconciler.js';
@@ -83,7 +83,7 @@ export function exchangeController(options: BrokerControllerOptions): Controller
   const shared = reconcilerOptions(options, exchanges);
   const reconciler = new BrokerObjectReconciler(exchangeHandler, shared);
   const reconcile: Reconciler = options.probe ? options.probe.timed('exchange', reconciler.reconcile) : reconciler.reconcile;
-  return new Controller({ name: 'exchange', workers: options.workers ?? 2, reconcile, logger: options.logger ?? silentLogger(), ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }) })
+  return new Controller({ name: 'exchange', workers: options.workers ?? BROKER_CONTROLLER_WORKERS, reconcile, logger: options.logger ?? silentLogger(), ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }) })
     .watch(exchanges)
     .watch(kmqInformer(options, 'brokerclusters'), keysInNamespace(exchanges));
 }

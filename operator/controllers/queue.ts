@@ -7,7 +7,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { Controller } from '../runtime/controller.js';
 import type { Reconciler } from '../runtime/controller.js';
 import type { BrokerControllerOptions } from './common/broker-controller.js';
-import { kmqInformer, reconcilerOptions } from './common/broker-controller.js';
+import { BROKER_CONTROLLER_WORKERS, kmqInformer, reconcilerOptions } from './common/broker-controller.js';
 import { objectKey } from '../runtime/informer.js';
 import { desiredBindings, keysBindingTo, removeBindings, syncBindings } from './common/bindings.js';
 import { BrokerReason, hasCode } from './common/broker-errors.js';
@@ -168,7 +168,7 @@ export function queueController(options: BrokerControllerOptions): Controller {
       .list(q.metadata.namespace)
       .filter((o) => o.spec.deadLetterQueue === q.metadata.name)
       .map((o) => objectKey(o));
-  return new Controller({ name: 'queue', workers: options.workers ?? 2, reconcile, logger: options.logger ?? silentLogger(), ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }) })
+  return new Controller({ name: 'queue', workers: options.workers ?? BROKER_CONTROLLER_WORKERS, reconcile, logger: options.logger ?? silentLogger(), ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }) })
     .watch(queues, (q) => [objectKey(q), ...usersOfDlq(q)])
     .watch(kmqInformer(options, 'brokerclusters'), keysInNamespace(queues))
     .watch(kmqInformer<Exchange>(options, 'exchanges'), keysBindingTo(queues));

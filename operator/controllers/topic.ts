@@ -8,7 +8,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { Controller } from '../runtime/controller.js';
 import type { Reconciler } from '../runtime/controller.js';
 import type { BrokerControllerOptions } from './common/broker-controller.js';
-import { kmqInformer, reconcilerOptions } from './common/broker-controller.js';
+import { BROKER_CONTROLLER_WORKERS, kmqInformer, reconcilerOptions } from './common/broker-controller.js';
 import { desiredBindings, keysBindingTo, removeBindings, syncBindings } from './common/bindings.js';
 import { BrokerReason, hasCode } from './common/broker-errors.js';
 import { BrokerObjectReconciler, keysInNamespace } from './common/broker-object-reconciler.js';
@@ -172,7 +172,7 @@ export function topicController(options: BrokerControllerOptions): Controller {
   const topics = kmqInformer<Topic>(options, 'topics');
   const reconciler = new BrokerObjectReconciler(topicHandler, reconcilerOptions(options, topics));
   const reconcile: Reconciler = options.probe ? options.probe.timed('topic', reconciler.reconcile) : reconciler.reconcile;
-  return new Controller({ name: 'topic', workers: options.workers ?? 2, reconcile, logger: options.logger ?? silentLogger(), ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }) })
+  return new Controller({ name: 'topic', workers: options.workers ?? BROKER_CONTROLLER_WORKERS, reconcile, logger: options.logger ?? silentLogger(), ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }) })
     .watch(topics)
     .watch(kmqInformer(options, 'brokerclusters'), keysInNamespace(topics))
     .watch(kmqInformer<Exchange>(options, 'exchanges'), keysBindingTo(topics));

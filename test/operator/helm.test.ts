@@ -55,6 +55,7 @@ interface Rule {
 interface Container {
   name: string;
   args?: string[];
+  env?: Array<{ name: string; value?: string }>;
   ports?: Array<{ name: string; containerPort: number }>;
   livenessProbe?: { httpGet?: { path: string; port: string } };
   readinessProbe?: { httpGet?: { path: string; port: string } };
@@ -213,7 +214,12 @@ describe('Helm chart charts/kmq', () => {
     // With release kmq, the names are the operator's defaults (operator/webhook/README.md); it is told them anyway.
     expect([svc.metadata.name, mwc.metadata.name]).toEqual(['kmq-webhook', 'kmq-sidecar-injector']);
     const args = operator!.args!;
-    expect(args).toEqual(expect.arrayContaining([`--namespace=$(POD_NAMESPACE)`, `--webhook-service=${svc.metadata.name}`, `--webhook-configuration=${mwc.metadata.name}`, `--webhook-secret=${WEBHOOK_SECRET}`, '--webhook-port=9443', '--health-port=8081']));
+    // Every namespace by default: --namespace only with watchNamespace.
+    expect(args.some((a: string) => a.startsWith('--namespace'))).toBe(false);
+    expect(operator!.env).toEqual(expect.arrayContaining([{ name: 'NODE_OPTIONS', value: '--max-old-space-size=96' }]));
+    const scoped = podSpecOf((await render('--set', 'watchNamespace=shop')).objects).containers[0]!.args!;
+    expect(scoped).toEqual(expect.arrayContaining(['--namespace=shop']));
+    expect(args).toEqual(expect.arrayContaining([`--webhook-service=${svc.metadata.name}`, `--webhook-configuration=${mwc.metadata.name}`, `--webhook-secret=${WEBHOOK_SECRET}`, '--webhook-port=9443', '--health-port=8081']));
   });
 
   it('documents every value in values.yaml and in the chart README, and the schema knows each', () => {
