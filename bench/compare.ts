@@ -210,7 +210,7 @@ function install(server: Exclude<ServerId, 'kmq'>): string | undefined {
     log(`${server}: install step done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return undefined;
   }
-  const last = (r.stderr ?? '').trim().split('\n').pop() ?? '';
+  const last = ((r.stderr ?? '').trim().split('\n').pop() ?? '').replace(/\x1b\[[0-9;]*m/g, '');
   return `${INSTALLERS[server]} failed (${r.error?.message ?? `exit ${r.status}`}): ${last}`;
 }
 

@@ -36,9 +36,10 @@ cat >"$WORK/pom.xml" <<POM
 </project>
 POM
 echo "install-kafka: resolving org.apache.kafka:kafka_2.13:$VERSION and kafka-tools with Maven into $LIBS"
-if ! nice -n 10 mvn -q -B -f "$WORK/pom.xml" dependency:copy-dependencies \
+if ! nice -n 10 mvn -q -B -Dstyle.color=never -f "$WORK/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$LIBS" >"$WORK/mvn.log" 2>&1; then
   tail -30 "$WORK/mvn.log" >&2
+  rm -rf "$LIBS"
   fail "Maven could not resolve Kafka $VERSION (log: $WORK/mvn.log)"
 fi
 ls "$LIBS"/kafka_2.13-"$VERSION".jar >/dev/null 2>&1 || fail "kafka_2.13-$VERSION.jar missing after resolve"
