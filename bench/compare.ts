@@ -360,6 +360,8 @@ async function runE2e(s: SystemState, w: Workload, name: string, rep: number): P
   if (p.gaveUp) problems.push(`OVERLOADED: the send loop fell ${sizes.e2eGiveUpLagMs} ms behind ${rate.toLocaleString('en-US')} msg/s after ${p.records.toLocaleString('en-US')} messages and stopped`);
   else if (achievedRate < rate * 0.95) problems.push(`OVERLOADED: only ${Math.round(achievedRate).toLocaleString('en-US')} msg/s acknowledged (the client buffered the rest)`);
   if (c.records < p.records) problems.push(`received ${c.records.toLocaleString('en-US')} of ${p.records.toLocaleString('en-US')} sent`);
+  const receivedRate = c.records / (c.elapsedMs / 1000);
+  if (!p.gaveUp && receivedRate < achievedRate * 0.95) problems.push(`OVERLOADED: the consumer received only ${Math.round(receivedRate).toLocaleString('en-US')} msg/s`);
   return {
     system: s.id,
     workload: w.id,
