@@ -6,13 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { KmqClient } from '../client/index.js';
 import type { ProducerRecord } from '../client/index.js';
-import type { ConsumeConfig, E2eConsumeConfig, E2eProduceConfig, E2eProduceResult, LatencyResult, ProduceConfig, ThroughputResult, WorkerCpu } from './bench-config.js';
+import type { ConsumeConfig, E2eConsumeConfig, E2eProduceConfig, E2eProduceResult, LatencyResult, ProduceConfig, ThroughputResult } from './bench-config.js';
 import { wallClockMs } from './bench-config.js';
+import { cpuSince, latencySummary } from './measure.js';
 
-function cpuSince(start: NodeJS.CpuUsage): WorkerCpu {
-  const u = process.cpuUsage(start);
-  return { cpuUserMs: u.user / 1000, cpuSystemMs: u.system / 1000 };
-}
 
 /**
  * Max-rate produce. One value buffer is reused by every record (as Kafka's
@@ -130,12 +127,6 @@ export async function produceFixedRate(c: E2eProduceConfig): Promise<E2eProduceR
   }
 }
 
-/** Percentile of sorted values, nearest rank. */
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i]!;
-}
 
 /**
  * The e2e consumer: reads from offset 0 (it is ready before the producer starts),
@@ -177,19 +168,11 @@ export async function consumeLatency(c: E2eConsumeConfig, onReady: () => void): 
     const elapsedMs = t0 < 0 ? 0 : performance.now() - t0;
     const used = cpuSince(cpu);
     await consumer.close();
-    const sorted = latencies.subarray(0, measured).sort();
-    let sum = 0;
-    for (const x of sorted) sum += x;
     return {
       records,
       measured,
       elapsedMs,
-      p50Ms: percentile(sorted, 0.5),
-      p95Ms: percentile(sorted, 0.95),
-      p99Ms: percentile(sorted, 0.99),
-      p999Ms: percentile(sorted, 0.999),
-      maxMs: measured === 0 ? NaN : sorted[measured - 1]!,
-      meanMs: measured === 0 ? NaN : sum / measured,
+      ...latencySummary(latencies, measured),
       ...used,
     };
   } finally {

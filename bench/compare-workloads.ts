@@ -9,9 +9,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { wallClockMs } from './bench-config.js';
-import type { WorkerCpu } from './bench-config.js';
+import type { LatencyResult, WorkerCpu } from './bench-config.js';
 import { openClient } from './peers/peer-client.js';
 import type { SystemId } from './peers/peer-client.js';
+import { cpuSince, latencySummary } from './measure.js';
 
 interface Target {
   system: SystemId;
@@ -85,17 +86,8 @@ export interface CompareE2eProduceResult extends WorkerCpu {
   gaveUp: boolean;
 }
 
-export interface CompareLatencyResult extends WorkerCpu {
-  records: number;
-  measured: number;
-  elapsedMs: number;
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  meanMs: number;
-}
+/** The same figures as the kmq-only e2e workload's. */
+export type CompareLatencyResult = LatencyResult;
 
 export interface CompareQueueConsumeResult extends WorkerCpu {
   acked: number;
@@ -110,10 +102,6 @@ export interface CompareQueueConsumeResult extends WorkerCpu {
 
 type Emit = (line: Record<string, unknown>) => void;
 
-function cpuSince(start: NodeJS.CpuUsage): WorkerCpu {
-  const u = process.cpuUsage(start);
-  return { cpuUserMs: u.user / 1000, cpuSystemMs: u.system / 1000 };
-}
 
 /** Runs one role to its result. The client is closed afterwards, at most 5 s. */
 export async function runCompareRole(c: CompareWorkerConfig, emit: Emit): Promise<unknown> {
@@ -222,11 +210,6 @@ async function produceFixedRate(c: CompareE2eProduceConfig, client: Client): Pro
   return { records: sent, elapsedMs: performance.now() - t0, maxScheduleLagMs: maxLag, gaveUp, ...cpuSince(cpu) };
 }
 
-/** Percentile of sorted values, nearest rank. */
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
 
 async function consumeLatency(c: CompareE2eConsumeConfig, client: Client, emit: Emit): Promise<CompareLatencyResult> {
   const latencies = new Float64Array(c.records);
@@ -265,19 +248,11 @@ async function consumeLatency(c: CompareE2eConsumeConfig, client: Client, emit: 
   // Up to the last arrival: an idle stop should not count the idle time.
   const elapsedMs = t0 < 0 ? 0 : lastArrival - t0;
   const used = cpuSince(cpu);
-  const sorted = latencies.subarray(0, measured).sort();
-  let sum = 0;
-  for (const x of sorted) sum += x;
   return {
     records,
     measured,
     elapsedMs,
-    p50Ms: percentile(sorted, 0.5),
-    p95Ms: percentile(sorted, 0.95),
-    p99Ms: percentile(sorted, 0.99),
-    p999Ms: percentile(sorted, 0.999),
-    maxMs: measured === 0 ? NaN : sorted[measured - 1]!,
-    meanMs: measured === 0 ? NaN : sum / measured,
+    ...latencySummary(latencies, measured),
     ...used,
   };
 }

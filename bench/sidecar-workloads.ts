@@ -10,20 +10,10 @@ import { credentials } from '@grpc/grpc-js';
 import { SidecarClient } from '../sidecar/gen/kmq/sidecar/v1/sidecar.js';
 import type { ConsumeResponse, Delivery, PublishRequest, PublishStreamResponse } from '../sidecar/gen/kmq/sidecar/v1/sidecar.js';
 import type { LatencyResult, SidecarConsumeConfig, SidecarPublishConfig, SidecarPublishResult } from './bench-config.js';
+import { cpuSince, latencySummary } from './measure.js';
 
 const wallClockMs = (): number => performance.timeOrigin + performance.now();
 
-function cpuSince(start: NodeJS.CpuUsage): { cpuUserMs: number; cpuSystemMs: number } {
-  const u = process.cpuUsage(start);
-  return { cpuUserMs: u.user / 1000, cpuSystemMs: u.system / 1000 };
-}
-
-/** Percentile of sorted values, nearest rank. */
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i]!;
-}
 
 /**
  * Publishes `messages` payloads to a topic on one PublishStream, at most `inFlight`
@@ -178,19 +168,11 @@ export async function sidecarConsume(c: SidecarConsumeConfig, onReady: () => voi
     call.end();
     await new Promise((resolve) => setTimeout(resolve, 200));
     call.cancel();
-    const sorted = latencies.subarray(0, measured).sort();
-    let sum = 0;
-    for (const x of sorted) sum += x;
     return {
       records,
       measured,
       elapsedMs,
-      p50Ms: percentile(sorted, 0.5),
-      p95Ms: percentile(sorted, 0.95),
-      p99Ms: percentile(sorted, 0.99),
-      p999Ms: percentile(sorted, 0.999),
-      maxMs: measured === 0 ? NaN : sorted[measured - 1]!,
-      meanMs: measured === 0 ? NaN : sum / measured,
+      ...latencySummary(latencies, measured),
       lastAckAt,
       redeliveries,
       ...used,

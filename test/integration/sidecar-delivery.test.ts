@@ -7,9 +7,10 @@ import { KmqClient } from '../../client/index.js';
 import type { DecodedRecord } from '../../client/index.js';
 import type { SubscriptionConfig } from '../../sidecar/config.js';
 import { AppCallbackService, OnMessageResponse_Outcome, SidecarClient } from '../../sidecar/gen/kmq/sidecar/v1/sidecar.js';
-import type { ConsumeRequest, ConsumeResponse, Delivery, OnMessageRequest, OnMessageResponse, PublishRequest, PublishResponse } from '../../sidecar/gen/kmq/sidecar/v1/sidecar.js';
+import type { ConsumeRequest, ConsumeResponse, Delivery, OnMessageRequest, OnMessageResponse } from '../../sidecar/gen/kmq/sidecar/v1/sidecar.js';
 import { BrokerProcess } from '../utils/broker-process.js';
 import { SidecarProcess } from '../utils/sidecar-process.js';
+import { publishVia, readPartitionZero, recordHeader, until } from '../utils/sidecar-calls.js';
 
 // The sidecar's delivery engine end to end: a real broker, real `kmq sidecar`
 // processes, an AppCallback server inside the test for push subscriptions, and
@@ -73,35 +74,12 @@ async function startSidecar(subscriptions: SubscriptionConfig[], extra: Record<s
   return { sidecar, client: new SidecarClient(sidecar.address, credentials.createInsecure()) };
 }
 
-function publish(client: SidecarClient, req: Partial<PublishRequest>): Promise<PublishResponse> {
-  const full: PublishRequest = { destination: undefined, payload: Buffer.alloc(0), headers: {}, ...req };
-  return new Promise((resolve, reject) => client.publish(full, (err, res) => (err === null ? resolve(res) : reject(err))));
-}
+const publish = publishVia;
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
-/** The first `count` records of partition 0 of a topic. */
-async function readTopic(topic: string, count: number): Promise<DecodedRecord[]> {
-  const c = admin.consumer({ assignment: [{ topic, partition: 0, offset: 0 }] });
-  const out: DecodedRecord[] = [];
-  try {
-    for await (const b of c.batches()) {
-      out.push(...b.records);
-      if (out.length >= count) break;
-    }
-  } finally {
-    await c.close();
-  }
-  return out;
-}
+const readTopic = (topic: string, count: number): Promise<DecodedRecord[]> => readPartitionZero(admin, topic, count);
 
-const header = (r: DecodedRecord, key: string): string | undefined => r.headers.find((h) => h.key === key)?.value?.toString();
+const header = recordHeader;
 
 async function offsetOf(group: string, topic: string): Promise<{ offset: number; logEndOffset: number }> {
   const offsets = await admin.admin().fetchOffsets(group, [{ topic, partition: 0 }]);

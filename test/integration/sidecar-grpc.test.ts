@@ -12,6 +12,7 @@ import { SidecarClient } from '../../sidecar/gen/kmq/sidecar/v1/sidecar.js';
 import type { ConsumeRequest, ConsumeResponse, Delivery, PublishRequest, PublishResponse, PublishStreamRequest, PublishStreamResponse } from '../../sidecar/gen/kmq/sidecar/v1/sidecar.js';
 import { BrokerProcess } from '../utils/broker-process.js';
 import { SidecarProcess } from '../utils/sidecar-process.js';
+import { readPartitionZero, recordHeader } from '../utils/sidecar-calls.js';
 
 // A real broker, a real `kmq sidecar` process, and a real grpc-js client with the generated stubs.
 
@@ -136,22 +137,9 @@ async function publishError(req: Partial<PublishRequest>): Promise<ServiceError>
   throw new Error('publish succeeded');
 }
 
-/** Every record of a topic, from the start. */
-async function readTopic(topic: string, count: number): Promise<DecodedRecord[]> {
-  const c = admin.consumer({ assignment: [{ topic, partition: 0, offset: 0 }] });
-  const out: DecodedRecord[] = [];
-  try {
-    for await (const b of c.batches()) {
-      out.push(...b.records);
-      if (out.length >= count) break;
-    }
-  } finally {
-    await c.close();
-  }
-  return out;
-}
+const readTopic = (topic: string, count: number): Promise<DecodedRecord[]> => readPartitionZero(admin, topic, count);
 
-const header = (r: DecodedRecord, key: string): string | undefined => r.headers.find((h) => h.key === key)?.value?.toString();
+const header = recordHeader;
 
 beforeAll(async () => {
   broker = await BrokerProcess.start();
