@@ -39,6 +39,8 @@ import { rabbitmqMissing, startRabbitmq } from './peers/rabbitmq.js';
 import { redisMissing, startRedis } from './peers/redis.js';
 import { KMQ_PRODUCER } from './peers/kmq-client.js';
 import { barChart, latencyChart } from './charts.js';
+import { fix, int, latencyCells, latencyFigures, p99Ratio, pct, summarise } from './compare-summary.js';
+import type { RunResult, Summary } from './compare-summary.js';
 import type { BarPoint, ChartFile, LatencyPoint } from './charts.js';
 
 const MiB = 1024 * 1024;
@@ -143,25 +145,6 @@ const WORKLOADS: Workload[] = [
   },
 ];
 
-/** One measured run of one workload on one system. */
-interface RunResult {
-  system: SystemId;
-  workload: string;
-  rep: number;
-  msgsPerSec: number;
-  mbPerSec: number;
-  p50Ms?: number;
-  p95Ms?: number;
-  p99Ms?: number;
-  p999Ms?: number;
-  maxMs?: number;
-  /** e2e: the rate the producer reached, msg/s. */
-  achievedRate?: number;
-  serverCpuPct: number;
-  clientCpuPct: number;
-  problems: string[];
-  raw: unknown;
-}
 
 interface SystemState {
   id: SystemId;
@@ -361,6 +344,7 @@ async function runE2e(s: SystemState, w: Workload, name: string, rep: number): P
   else if (achievedRate < rate * 0.95) problems.push(`OVERLOADED: only ${Math.round(achievedRate).toLocaleString('en-US')} msg/s acknowledged (the client buffered the rest)`);
   if (c.records < p.records) problems.push(`received ${c.records.toLocaleString('en-US')} of ${p.records.toLocaleString('en-US')} sent`);
   const receivedRate = c.records / (c.elapsedMs / 1000);
+  if (!(c.measured > 0)) problems.push(`no latency measured: nothing received after the first ${sizes.e2eWarmupMs / 1000} s`);
   if (!p.gaveUp && receivedRate < achievedRate * 0.95) problems.push(`OVERLOADED: the consumer received only ${Math.round(receivedRate).toLocaleString('en-US')} msg/s`);
   return {
     system: s.id,
@@ -368,11 +352,7 @@ async function runE2e(s: SystemState, w: Workload, name: string, rep: number): P
     rep,
     msgsPerSec: c.records / (c.elapsedMs / 1000),
     mbPerSec: (c.records * sizes.e2eBytes) / MB / (c.elapsedMs / 1000),
-    p50Ms: c.p50Ms,
-    p95Ms: c.p95Ms,
-    p99Ms: c.p99Ms,
-    p999Ms: c.p999Ms,
-    maxMs: c.maxMs,
+    ...latencyFigures(c),
     achievedRate,
     serverCpuPct,
     clientCpuPct: ((p.cpuUserMs + p.cpuSystemMs) / p.elapsedMs + (c.cpuUserMs + c.cpuSystemMs) / Math.max(1, c.elapsedMs)) * 100,
@@ -430,58 +410,6 @@ async function runQueue(s: SystemState, w: Workload, name: string, rep: number):
 const RUNNERS: Record<WorkloadKind, (s: SystemState, w: Workload, name: string, rep: number) => Promise<RunResult>> = { produce: runProduce, e2e: runE2e, queue: runQueue };
 
 // ---- aggregation and report ----
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-const int = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : Math.round(x).toLocaleString('en-US'));
-const fix = (x: number | undefined, d: number): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
-const pct = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : `${x.toFixed(0)}%`);
-
-interface Summary {
-  system: SystemId;
-  workload: string;
-  runs: number;
-  msgsPerSec: number;
-  min: number;
-  max: number;
-  mbPerSec: number;
-  p50Ms?: number;
-  p95Ms?: number;
-  p99Ms?: number;
-  p999Ms?: number;
-  maxMs?: number;
-  achievedRate?: number;
-  serverCpuPct: number;
-  clientCpuPct: number;
-  problems: string[];
-}
-
-function summarise(runs: RunResult[]): Summary {
-  const r0 = runs[0]!;
-  const lat = (k: 'p50Ms' | 'p95Ms' | 'p99Ms' | 'p999Ms' | 'maxMs' | 'achievedRate'): number | undefined => (r0[k] === undefined ? undefined : mean(runs.map((r) => r[k]!)));
-  return {
-    system: r0.system,
-    workload: r0.workload,
-    runs: runs.length,
-    msgsPerSec: median(runs.map((r) => r.msgsPerSec)),
-    min: Math.min(...runs.map((r) => r.msgsPerSec)),
-    max: Math.max(...runs.map((r) => r.msgsPerSec)),
-    mbPerSec: median(runs.map((r) => r.mbPerSec)),
-    p50Ms: lat('p50Ms'),
-    p95Ms: lat('p95Ms'),
-    p99Ms: lat('p99Ms'),
-    p999Ms: lat('p999Ms'),
-    maxMs: lat('maxMs'),
-    achievedRate: lat('achievedRate'),
-    serverCpuPct: mean(runs.map((r) => r.serverCpuPct)),
-    clientCpuPct: mean(runs.map((r) => r.clientCpuPct)),
-    problems: [...new Set(runs.flatMap((r) => r.problems.map((p) => `rep ${r.rep}: ${p}`)))],
-  };
-}
 
 function packageVersion(name: string): string {
   try {
@@ -572,8 +500,7 @@ async function writeReport(state: {
       const clientBound = w.kind === 'produce' && sm.clientCpuPct >= 90 ? [`client-bound: the producer process used ${sm.clientCpuPct.toFixed(0)}% of a core`] : [];
       const notes = [...clientBound, ...sm.problems, ...failNote].join('; ');
       if (w.kind === 'e2e') {
-        const ratio = kmq?.p99Ms !== undefined && sm.p99Ms !== undefined ? fix(kmq.p99Ms / sm.p99Ms, 2) : '–';
-        L.push(`| ${s.id} | ${int(sm.msgsPerSec)} | ${fix(sm.p50Ms, 2)} | ${fix(sm.p95Ms, 2)} | ${fix(sm.p99Ms, 2)} | ${fix(sm.p999Ms, 2)} | ${fix(sm.maxMs, 1)} | ${s.id === 'kmq' ? '' : ratio} | ${pct(sm.serverCpuPct)} | ${pct(sm.clientCpuPct)} | ${notes} |`);
+        L.push(`| ${s.id} | ${int(sm.msgsPerSec)} | ${latencyCells(sm).join(' | ')} | ${s.id === 'kmq' ? '' : p99Ratio(kmq, sm)} | ${pct(sm.serverCpuPct)} | ${pct(sm.clientCpuPct)} | ${notes} |`);
       } else {
         const ratio = kmq !== undefined ? fix(kmq.msgsPerSec / sm.msgsPerSec, 2) : '–';
         L.push(`| ${s.id} | ${int(sm.msgsPerSec)} (${int(sm.min)}–${int(sm.max)}) | ${fix(sm.mbPerSec, 1)} | ${s.id === 'kmq' ? '' : ratio} | ${pct(sm.serverCpuPct)} | ${pct(sm.clientCpuPct)} | ${notes} |`);
