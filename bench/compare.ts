@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BandwidthResult, DiskConfig, TcpSourceConfig } from './bench-config.js';
-import { BenchBroker, killAll, startWorker } from './processes.js';
+import type { BandwidthResult, DiskConfig, LatencyResult, SidecarConsumeConfig, SidecarPublishConfig, SidecarPublishResult, TcpSourceConfig } from './bench-config.js';
+import { BenchBroker, BenchSidecar, killAll, startWorker } from './processes.js';
 import type { WorkerHandle } from './processes.js';
 import { tallyDeliveries } from './delivery-tally.js';
 import type {
@@ -48,7 +48,7 @@ const MB = 1e6;
 
 /** Servers: RabbitMQ serves both of its queue types. */
 type ServerId = 'kmq' | 'kafka' | 'rabbitmq' | 'nats' | 'redis';
-const SERVER_OF: Record<SystemId, ServerId> = { kmq: 'kmq', kafka: 'kafka', 'kafka-java': 'kafka', 'rabbitmq-classic': 'rabbitmq', 'rabbitmq-quorum': 'rabbitmq', nats: 'nats', redis: 'redis' };
+const SERVER_OF: Record<SystemId, ServerId> = { kmq: 'kmq', 'kmq-sidecar': 'kmq', kafka: 'kafka', 'kafka-java': 'kafka', 'rabbitmq-classic': 'rabbitmq', 'rabbitmq-quorum': 'rabbitmq', nats: 'nats', redis: 'redis' };
 
 interface Args {
   quick: boolean;
@@ -93,12 +93,19 @@ const sizes = {
   /** No new produce call after this long: a slow system sends fewer records rather than taking longer. */
   produceMaxMs: quick ? 2000 : 8000,
   produceBytes: 100,
+  /** 1 KiB produce: shorter runs (the disk, not the call count, sets the pace) to keep a full run under 20 minutes. */
+  produce1kRecords: quick ? 100_000 : 1_000_000,
+  produce1kMaxMs: quick ? 1000 : 4000,
+  /** kafka-java has no time cap: fewer records at 1 KiB. */
+  kafkaJava1kRecords: quick ? 50_000 : 300_000,
+  largeBytes: 1024,
   produceCallSize: 10_000,
   produceCallsInFlight: 8,
   /** End-to-end rates: the workload's 50,000 msg/s, and a rate every system here can take. */
   e2eRates: [50_000, 5_000],
   e2eBytes: 100,
   e2eMs: quick ? 2000 : 6000,
+  e2e1kMs: quick ? 2000 : 4000,
   e2eWarmupMs: quick ? 500 : 2000,
   /** The producer stops once it is this far behind its schedule: the system cannot take the rate. */
   e2eGiveUpLagMs: 500,
@@ -108,6 +115,14 @@ const sizes = {
   queuePrefetch: 1000,
   queueCallSize: 250,
   queueCallsInFlight: 8,
+  /** kmq-sidecar: PublishBatch entries at most, PublishStream messages unanswered at most, the subscription's max in flight, Consume max_batch. */
+  sidecarPublishBatch: 1000,
+  sidecarPublishInFlight: 10_000,
+  sidecarMaxInFlight: 2000,
+  sidecarConsumeBatch: 500,
+  /** kmq-sidecar produce: a fixed count (sidecarPublish has no time cap). */
+  sidecarProduceMessages: quick ? 100_000 : 300_000,
+  sidecarProduce1kMessages: quick ? 50_000 : 150_000,
   diskBytes: quick ? 64 * MiB : 256 * MiB,
   tcpMs: quick ? 1000 : 3000,
 };
@@ -118,33 +133,63 @@ interface Workload {
   kind: WorkloadKind;
   title: string;
   partitions: number;
-  /** e2e: messages per second. */
+  /** Value size, bytes. */
+  bytes: number;
+  /** produce: records at most, and no new call after maxMs. */
+  records?: number;
+  maxMs?: number;
+  /** e2e: messages per second, for durationMs. */
   rate?: number;
+  durationMs?: number;
+  /** Run in the first repetition only (1 KiB workloads under --quick, to stay under 5 minutes). */
+  firstRepOnly?: boolean;
   /** Systems that cannot run it, with the reason. */
   notFor: Partial<Record<SystemId, string>>;
 }
 
 const NO_PARTITIONS = 'no partitions: one queue or stream is one log';
 const PRODUCE_ONLY = "Kafka's perf tool row measures produce only";
+const SIDECAR_ONE_PARTITION = 'the sidecar row measures the 1-partition produce and e2e paths only';
+const SIDECAR_NO_QUEUE = 'the sidecar row covers the log path (PublishStream, Consume of a topic subscription), not queues';
+const kb = (bytes: number): string => (bytes === 1024 ? '1 KiB' : `${bytes} B`);
+const produceWorkload = (partitions: number, bytes: number): Workload => ({
+  id: `produce-${partitions}p${bytes === sizes.largeBytes ? '-1k' : ''}`,
+  kind: 'produce',
+  title: `produce ${kb(bytes)}, ${partitions} partition${partitions === 1 ? '' : 's'}, max rate`,
+  partitions,
+  bytes,
+  records: bytes === sizes.largeBytes ? sizes.produce1kRecords : sizes.produceRecords,
+  maxMs: bytes === sizes.largeBytes ? sizes.produce1kMaxMs : sizes.produceMaxMs,
+  firstRepOnly: quick && bytes === sizes.largeBytes,
+  notFor: partitions === 1 ? {} : { 'rabbitmq-classic': NO_PARTITIONS, 'rabbitmq-quorum': NO_PARTITIONS, nats: NO_PARTITIONS, redis: NO_PARTITIONS, 'kmq-sidecar': SIDECAR_ONE_PARTITION },
+});
+const e2eWorkload = (rate: number, bytes: number): Workload => ({
+  id: `e2e-${rate / 1000}k${bytes === sizes.largeBytes ? '-1k' : ''}`,
+  kind: 'e2e',
+  rate,
+  bytes,
+  durationMs: bytes === sizes.largeBytes ? sizes.e2e1kMs : sizes.e2eMs,
+  firstRepOnly: quick && bytes === sizes.largeBytes,
+  title: `end to end ${kb(bytes)} at ${rate.toLocaleString('en-US')} msg/s, 1 partition`,
+  partitions: 1,
+  notFor: { 'kafka-java': PRODUCE_ONLY },
+});
 const WORKLOADS: Workload[] = [
-  { id: 'produce-1p', kind: 'produce', title: `produce ${sizes.produceBytes} B, 1 partition, max rate`, partitions: 1, notFor: {} },
-  {
-    id: 'produce-16p',
-    kind: 'produce',
-    title: `produce ${sizes.produceBytes} B, 16 partitions, max rate`,
-    partitions: 16,
-    notFor: { 'rabbitmq-classic': NO_PARTITIONS, 'rabbitmq-quorum': NO_PARTITIONS, nats: NO_PARTITIONS, redis: NO_PARTITIONS },
-  },
-  ...sizes.e2eRates.map((rate): Workload => ({ id: `e2e-${rate / 1000}k`, kind: 'e2e', rate, title: `end to end ${sizes.e2eBytes} B at ${rate.toLocaleString('en-US')} msg/s, 1 partition`, partitions: 1, notFor: { 'kafka-java': PRODUCE_ONLY } })),
+  produceWorkload(1, sizes.produceBytes),
+  produceWorkload(16, sizes.produceBytes),
+  produceWorkload(1, sizes.largeBytes),
+  produceWorkload(16, sizes.largeBytes),
+  ...sizes.e2eRates.map((rate) => e2eWorkload(rate, sizes.e2eBytes)),
+  e2eWorkload(50_000, sizes.largeBytes),
   {
     id: 'queue',
     kind: 'queue',
     title: `work queue ${sizes.queueBytes} B, ${sizes.queueConsumers} consumers, ack per message`,
     partitions: 1,
-    notFor: { kafka: 'no work queue in kafkajs (Kafka share groups, KIP-932, need the Java client)', 'kafka-java': PRODUCE_ONLY },
+    bytes: sizes.queueBytes,
+    notFor: { kafka: 'no work queue in kafkajs (Kafka share groups, KIP-932, need the Java client)', 'kafka-java': PRODUCE_ONLY, 'kmq-sidecar': SIDECAR_NO_QUEUE },
   },
 ];
-
 
 interface SystemState {
   id: SystemId;
@@ -286,11 +331,11 @@ function cpuOf(pids: number[]): Map<number, number> {
 }
 
 /** Measures a server's CPU over an interval: call the returned function at its end; % of one core. */
-function serverCpu(s: SystemState): () => number {
-  const before = cpuOf(s.pids());
+function serverCpu(s: SystemState, extraPids: number[] = []): () => number {
+  const before = cpuOf([...s.pids(), ...extraPids]);
   const t0 = performance.now();
   return () => {
-    const after = cpuOf(s.pids());
+    const after = cpuOf([...s.pids(), ...extraPids]);
     let ms = 0;
     for (const [pid, v] of after) ms += v - (before.get(pid) ?? 0);
     return (ms / (performance.now() - t0)) * 100;
@@ -304,12 +349,13 @@ const compareWorker = <R>(config: Record<string, unknown>): Handle<R> => startWo
 
 async function runProduce(s: SystemState, w: Workload, name: string, rep: number): Promise<RunResult> {
   await s.admin!.createLog(name, w.partitions);
+  if (s.id === 'kmq-sidecar') return runSidecarProduce(s, w, name, rep);
   const cpu = serverCpu(s);
   if (s.id === 'kafka-java') {
-    const k = await kafkaProducerPerf(s.address!, name, sizes.produceRecords, sizes.produceBytes);
-    return { system: s.id, workload: w.id, rep, msgsPerSec: k.recordsPerSec, mbPerSec: (k.recordsPerSec * sizes.produceBytes) / MB, serverCpuPct: cpu(), clientCpuPct: NaN, problems: [], raw: k };
+    const k = await kafkaProducerPerf(s.address!, name, w.bytes === sizes.largeBytes ? sizes.kafkaJava1kRecords : sizes.produceRecords, w.bytes);
+    return { system: s.id, workload: w.id, rep, msgsPerSec: k.recordsPerSec, mbPerSec: (k.recordsPerSec * w.bytes) / MB, serverCpuPct: cpu(), clientCpuPct: NaN, problems: [], raw: k };
   }
-  const cfg: CompareProduceConfig = { role: 'produce', system: s.id, address: s.address!, name, records: sizes.produceRecords, recordBytes: sizes.produceBytes, callSize: sizes.produceCallSize, callsInFlight: sizes.produceCallsInFlight, maxMs: sizes.produceMaxMs };
+  const cfg: CompareProduceConfig = { role: 'produce', system: s.id, address: s.address!, name, records: w.records!, recordBytes: w.bytes, callSize: sizes.produceCallSize, callsInFlight: sizes.produceCallsInFlight, maxMs: w.maxMs! };
   const r = await compareWorker<CompareThroughputResult>({ ...cfg }).result;
   const serverCpuPct = cpu();
   const sec = r.elapsedMs / 1000;
@@ -318,7 +364,7 @@ async function runProduce(s: SystemState, w: Workload, name: string, rep: number
     workload: w.id,
     rep,
     msgsPerSec: r.records / sec,
-    mbPerSec: (r.records * sizes.produceBytes) / MB / sec,
+    mbPerSec: (r.records * w.bytes) / MB / sec,
     serverCpuPct,
     clientCpuPct: ((r.cpuUserMs + r.cpuSystemMs) / r.elapsedMs) * 100,
     problems: [],
@@ -328,13 +374,14 @@ async function runProduce(s: SystemState, w: Workload, name: string, rep: number
 
 async function runE2e(s: SystemState, w: Workload, name: string, rep: number): Promise<RunResult> {
   await s.admin!.createLog(name, w.partitions);
+  if (s.id === 'kmq-sidecar') return runSidecarE2e(s, w, name, rep);
   const rate = w.rate!;
-  const records = Math.round((rate * sizes.e2eMs) / 1000);
-  const consumerCfg: CompareE2eConsumeConfig = { role: 'e2e-consume', system: s.id, address: s.address!, name, partitions: w.partitions, records, warmupMs: sizes.e2eWarmupMs, timeoutMs: sizes.e2eMs + 30_000, idleMs: 1500 };
+  const records = Math.round((rate * w.durationMs!) / 1000);
+  const consumerCfg: CompareE2eConsumeConfig = { role: 'e2e-consume', system: s.id, address: s.address!, name, partitions: w.partitions, records, warmupMs: sizes.e2eWarmupMs, timeoutMs: w.durationMs! + 30_000, idleMs: 1500 };
   const consumer = compareWorker<CompareLatencyResult>({ ...consumerCfg });
   await consumer.event('ready');
   const cpu = serverCpu(s);
-  const producerCfg: CompareE2eProduceConfig = { role: 'e2e-produce', system: s.id, address: s.address!, name, recordBytes: sizes.e2eBytes, ratePerSec: rate, durationMs: sizes.e2eMs, giveUpLagMs: sizes.e2eGiveUpLagMs };
+  const producerCfg: CompareE2eProduceConfig = { role: 'e2e-produce', system: s.id, address: s.address!, name, recordBytes: w.bytes, ratePerSec: rate, durationMs: w.durationMs!, giveUpLagMs: sizes.e2eGiveUpLagMs };
   const producer = compareWorker<CompareE2eProduceResult>({ ...producerCfg });
   const [p, c] = await Promise.all([producer.result, consumer.result]);
   const serverCpuPct = cpu();
@@ -351,7 +398,7 @@ async function runE2e(s: SystemState, w: Workload, name: string, rep: number): P
     workload: w.id,
     rep,
     msgsPerSec: c.records / (c.elapsedMs / 1000),
-    mbPerSec: (c.records * sizes.e2eBytes) / MB / (c.elapsedMs / 1000),
+    mbPerSec: (c.records * w.bytes) / MB / (c.elapsedMs / 1000),
     ...latencyFigures(c),
     achievedRate,
     serverCpuPct,
@@ -407,9 +454,97 @@ async function runQueue(s: SystemState, w: Workload, name: string, rep: number):
   };
 }
 
+// ---- kmq through its sidecar ----
+
+/**
+ * A `kmq sidecar` in front of the kmq broker for one run, with an ordered,
+ * at-least-once subscription of the run's topic (a fresh sidecar per run: its
+ * subscriptions are set at start). Its CPU counts as the server's.
+ */
+async function withSidecar<T>(s: SystemState, name: string, subscribe: boolean, run: (sidecar: BenchSidecar) => Promise<T>): Promise<T> {
+  const configFile = path.join(tmpRoot, `sidecar-${name}.json`);
+  const subscriptions = subscribe ? [{ name, topic: name, mode: 'ordered', guarantee: 'at-least-once', startFrom: 'earliest', maxInFlight: sizes.sidecarMaxInFlight }] : [];
+  // JSON is YAML: the sidecar's config reader takes it as is.
+  fs.writeFileSync(configFile, JSON.stringify({ port: 0, subscriptions }));
+  const sidecar = await BenchSidecar.start(configFile, s.address!);
+  try {
+    return await run(sidecar);
+  } finally {
+    await sidecar.stop();
+    fs.rmSync(configFile, { force: true });
+  }
+}
+
+const workerCpuPct = (r: { cpuUserMs: number; cpuSystemMs: number }, elapsedMs: number): number => ((r.cpuUserMs + r.cpuSystemMs) / Math.max(1, elapsedMs)) * 100;
+
+/** Max-rate publish through the sidecar: PublishBatch requests on one PublishStream, a fixed count (no time cap). */
+async function runSidecarProduce(s: SystemState, w: Workload, name: string, rep: number): Promise<RunResult> {
+  const messages = w.bytes === sizes.largeBytes ? sizes.sidecarProduce1kMessages : sizes.sidecarProduceMessages;
+  return withSidecar(s, name, false, async (sidecar) => {
+    const cpu = serverCpu(s, [sidecar.pid]);
+    const cfg: SidecarPublishConfig = { sidecar: sidecar.address, topic: name, messages, messageBytes: w.bytes, inFlight: sizes.sidecarPublishInFlight, batch: sizes.sidecarPublishBatch };
+    const p = await startWorker<SidecarPublishResult>('sidecar-publish', cfg).result;
+    const serverCpuPct = cpu();
+    const ok = p.messages - p.errors;
+    const sec = p.elapsedMs / 1000;
+    return {
+      system: s.id,
+      workload: w.id,
+      rep,
+      msgsPerSec: ok / sec,
+      mbPerSec: (ok * w.bytes) / MB / sec,
+      serverCpuPct,
+      clientCpuPct: workerCpuPct(p, p.elapsedMs),
+      problems: p.errors > 0 ? [`${p.errors} publish errors`] : [],
+      raw: p,
+    };
+  });
+}
+
+/** Fixed rate through the sidecar: app → PublishStream → sidecar → broker → sidecar → Consume → app. */
+async function runSidecarE2e(s: SystemState, w: Workload, name: string, rep: number): Promise<RunResult> {
+  const rate = w.rate!;
+  const messages = Math.round((rate * w.durationMs!) / 1000);
+  return withSidecar(s, name, true, async (sidecar) => {
+    const consumerCfg: SidecarConsumeConfig = { sidecar: sidecar.address, subscription: name, messages, maxInFlight: 0, maxBatch: sizes.sidecarConsumeBatch, warmupMs: sizes.e2eWarmupMs, timeoutMs: w.durationMs! + 60_000 };
+    const consumer = startWorker<LatencyResult & { lastAckAt: number; redeliveries: number }>('sidecar-consume', consumerCfg);
+    await consumer.event('ready');
+    const cpu = serverCpu(s, [sidecar.pid]);
+    const publisherCfg: SidecarPublishConfig = { sidecar: sidecar.address, topic: name, messages, messageBytes: w.bytes, inFlight: sizes.sidecarPublishInFlight, batch: sizes.sidecarPublishBatch, ratePerSec: rate };
+    const [p, c] = await Promise.all([startWorker<SidecarPublishResult>('sidecar-publish', publisherCfg).result, consumer.result]);
+    const serverCpuPct = cpu();
+    const achievedRate = p.messages / (p.elapsedMs / 1000);
+    const receivedRate = c.records / (c.elapsedMs / 1000);
+    const problems: string[] = [];
+    // The sidecar's publisher never gives up: a send loop far behind its schedule means the rate was not taken.
+    if (p.maxScheduleLagMs > sizes.e2eGiveUpLagMs) problems.push(`OVERLOADED: the send loop fell ${Math.round(p.maxScheduleLagMs).toLocaleString('en-US')} ms behind ${rate.toLocaleString('en-US')} msg/s (latencies include the backlog)`);
+    else if (achievedRate < rate * 0.95) problems.push(`OVERLOADED: only ${Math.round(achievedRate).toLocaleString('en-US')} msg/s acknowledged`);
+    else if (receivedRate < achievedRate * 0.95) problems.push(`OVERLOADED: the consumer received only ${Math.round(receivedRate).toLocaleString('en-US')} msg/s`);
+    if (p.errors > 0) problems.push(`${p.errors} publish errors`);
+    if (c.redeliveries > 0) problems.push(`${c.redeliveries} redeliveries`);
+    if (!(c.measured > 0)) problems.push(`no latency measured: nothing received after the first ${sizes.e2eWarmupMs / 1000} s`);
+    return {
+      system: s.id,
+      workload: w.id,
+      rep,
+      msgsPerSec: receivedRate,
+      mbPerSec: (c.records * w.bytes) / MB / (c.elapsedMs / 1000),
+      ...latencyFigures(c),
+      achievedRate,
+      serverCpuPct,
+      clientCpuPct: workerCpuPct(p, p.elapsedMs) + workerCpuPct(c, c.elapsedMs),
+      problems,
+      raw: { publisher: p, consumer: c },
+    };
+  });
+}
+
 const RUNNERS: Record<WorkloadKind, (s: SystemState, w: Workload, name: string, rep: number) => Promise<RunResult>> = { produce: runProduce, e2e: runE2e, queue: runQueue };
 
 // ---- aggregation and report ----
+
+/** kmq's own rows (direct and through its sidecar) get no kmq/peer ratio. */
+const isKmq = (id: SystemId): boolean => id === 'kmq' || id === 'kmq-sidecar';
 
 function packageVersion(name: string): string {
   try {
@@ -422,6 +557,7 @@ function packageVersion(name: string): string {
 function clientSettings(): Record<SystemId, string> {
   return {
     kmq: `kmq client (client/): producer acks=${KMQ_PRODUCER.acks}, idempotent=${KMQ_PRODUCER.idempotent}, lingerMs=${KMQ_PRODUCER.lingerMs}, batchSizeBytes=1 MiB; e2e consumer: manual assignment from offset 0, no commits, maxWaitMs 500; queue: queueConsumer push, prefetch ${sizes.queuePrefetch}, delivery.ack() per message`,
+    'kmq-sidecar': `kmq sidecar (sidecar/, gRPC) in front of the same kmq broker, one sidecar process started per run, its CPU counted as the server's; apps use the generated gRPC client (@grpc/grpc-js): produce: one PublishStream, PublishBatch requests of ${sizes.sidecarPublishBatch.toLocaleString('en-US')} entries, ${sizes.sidecarPublishInFlight.toLocaleString('en-US')} messages unanswered at most, ${sizes.sidecarProduceMessages.toLocaleString('en-US')} messages (${sizes.sidecarProduce1kMessages.toLocaleString('en-US')} at 1 KiB, no time cap); e2e: every 1 ms the messages due go as one PublishBatch (up to ${sizes.sidecarPublishBatch.toLocaleString('en-US')}), received on one Consume stream of an ordered, at-least-once subscription (startFrom earliest, maxInFlight ${sizes.sidecarMaxInFlight.toLocaleString('en-US')}) with max_batch ${sizes.sidecarConsumeBatch}, every response's deliveries acked with one Acks; the sidecar's own producer and consumer are kmq's client`,
     'kafka-java': `Kafka's own producer perf tool (org.apache.kafka.tools.ProducerPerformance, kafka-tools ${process.env.KAFKA_VERSION ?? '4.3.1'}) in its own JVM: ${KAFKA_PERF_PRODUCER_PROPS.join(' ')}; the Java producer batches on its own (a batch grows while requests are in flight), so this row is Kafka with its best client, not the same batching rule; all ${sizes.produceRecords.toLocaleString('en-US')} records (no time cap); client CPU not measured`,
     kafka: `kafkajs ${packageVersion('kafkajs')}: producer acks=1, idempotent=false, compression none, one send() per call; e2e consumer: a fresh group, fromBeginning, autoCommit off, eachBatch, maxWaitTimeInMs 500, minBytes 1`,
     'rabbitmq-classic': `amqplib ${packageVersion('amqplib')}: durable classic queue, persistent messages (delivery_mode 2) through the default exchange on a confirm channel (a call resolves when each of its messages is confirmed); e2e consumer noAck (automatic ack); queue: prefetch ${sizes.queuePrefetch}, channel.ack() per message`,
@@ -433,6 +569,7 @@ function clientSettings(): Record<SystemId, string> {
 
 const DURABILITY: Record<SystemId, string> = {
   kmq: 'acknowledged once in the page cache; segments fsynced every 1 s (--flush interval). Queue acquisition/ack state (__share_state) is fsynced before each answer.',
+  'kmq-sidecar': 'as kmq (the same broker); a PublishStream answer comes after the broker acknowledged the message; deliveries at least once, acks committed by the sidecar.',
   kafka: 'acks=1: acknowledged once the leader has it in the page cache; fsync every 1 s (log.flush.interval.ms=1000).',
   'kafka-java': 'as kafka (the same broker).',
   'rabbitmq-classic': 'persistent messages on a durable queue; a confirm is sent once the message is written to the queue index/message store, which fsyncs in batches (not configurable): stronger than the others.',
@@ -500,10 +637,10 @@ async function writeReport(state: {
       const clientBound = w.kind === 'produce' && sm.clientCpuPct >= 90 ? [`client-bound: the producer process used ${sm.clientCpuPct.toFixed(0)}% of a core`] : [];
       const notes = [...clientBound, ...sm.problems, ...failNote].join('; ');
       if (w.kind === 'e2e') {
-        L.push(`| ${s.id} | ${int(sm.msgsPerSec)} | ${latencyCells(sm).join(' | ')} | ${s.id === 'kmq' ? '' : p99Ratio(kmq, sm)} | ${pct(sm.serverCpuPct)} | ${pct(sm.clientCpuPct)} | ${notes} |`);
+        L.push(`| ${s.id} | ${int(sm.msgsPerSec)} | ${latencyCells(sm).join(' | ')} | ${isKmq(s.id) ? '' : p99Ratio(kmq, sm)} | ${pct(sm.serverCpuPct)} | ${pct(sm.clientCpuPct)} | ${notes} |`);
       } else {
         const ratio = kmq !== undefined ? fix(kmq.msgsPerSec / sm.msgsPerSec, 2) : '–';
-        L.push(`| ${s.id} | ${int(sm.msgsPerSec)} (${int(sm.min)}–${int(sm.max)}) | ${fix(sm.mbPerSec, 1)} | ${s.id === 'kmq' ? '' : ratio} | ${pct(sm.serverCpuPct)} | ${pct(sm.clientCpuPct)} | ${notes} |`);
+        L.push(`| ${s.id} | ${int(sm.msgsPerSec)} (${int(sm.min)}–${int(sm.max)}) | ${fix(sm.mbPerSec, 1)} | ${isKmq(s.id) ? '' : ratio} | ${pct(sm.serverCpuPct)} | ${pct(sm.clientCpuPct)} | ${notes} |`);
       }
     }
     L.push('');
@@ -527,7 +664,7 @@ async function writeReport(state: {
         if (sm === undefined) continue;
         for (const [p, v] of [['p50', sm.p50Ms], ['p95', sm.p95Ms], ['p99', sm.p99Ms], ['p99.9', sm.p999Ms], ['max', sm.maxMs]] as const) lat.push({ series: sys, percentile: p, ms: v ?? NaN });
       }
-      if (lat.length > 0) charts.push(await latencyChart(lat, ['p50', 'p95', 'p99', 'p99.9', 'max'], `End-to-end latency at ${w.rate!.toLocaleString('en-US')} msg/s, ${sizes.e2eBytes} B`, path.join(outDir, `latency-${w.id}`), ran));
+      if (lat.length > 0) charts.push(await latencyChart(lat, ['p50', 'p95', 'p99', 'p99.9', 'max'], `End-to-end latency at ${w.rate!.toLocaleString('en-US')} msg/s, ${kb(w.bytes)}`, path.join(outDir, `latency-${w.id}`), ran));
     }
   } catch (err) {
     L.push(`Charts failed: ${(err as Error).message}`, '');
@@ -542,6 +679,8 @@ async function writeReport(state: {
     `- Batching, the same for all: the application hands the client calls of values; a call goes to the server at once (no linger: kmq lingerMs 0, kafkajs has none) and resolves when every value of it is acknowledged. Where the protocol batches (kmq, Kafka) a call is one request (one batch per partition); where it does not (RabbitMQ, NATS), each message is its own publish with the call's publishes all in flight; Redis sends a call as one pipeline.`,
     `- produce: up to ${sizes.produceRecords.toLocaleString('en-US')} × ${sizes.produceBytes} B, no new call after ${sizes.produceMaxMs / 1000} s (one value buffer reused), calls of ${sizes.produceCallSize.toLocaleString('en-US')}, ${sizes.produceCallsInFlight} calls pending; msg/s = records / (first call → last answer). 16 partitions: unkeyed, spread by the client's default partitioner.`,
     `- end to end: a consumer process subscribed first, then a producer sending ${sizes.e2eRates.map((r) => r.toLocaleString('en-US')).join(' or ')} msg/s for ${sizes.e2eMs / 1000} s: every 1 ms the values due go as one call; each value starts with its send time, latency = receive − send on the consumer, the first ${sizes.e2eWarmupMs / 1000} s skipped; nearest-rank percentiles. The consumer commits/acks nothing (RabbitMQ: automatic ack). A producer more than ${sizes.e2eGiveUpLagMs} ms behind its schedule stops (OVERLOADED in the notes): that system, with its Node client, cannot take the rate on this machine, and its latencies then include the backlog.`,
+    `- 1 KiB: produce (1 and 16 partitions) and end to end at 50,000 msg/s also with 1,024-byte values: produce up to ${sizes.produce1kRecords.toLocaleString('en-US')} records, no new call after ${sizes.produce1kMaxMs / 1000} s (kafka-java: ${sizes.kafkaJava1kRecords.toLocaleString('en-US')} records); end to end for ${sizes.e2e1kMs / 1000} s.${quick ? ' Under --quick the 1 KiB workloads run in the first repetition only.' : ''}`,
+    `- kmq-sidecar: the kmq broker through a \`kmq sidecar\` process (one per run), gRPC apps on both sides: PublishStream with PublishBatch requests of up to ${sizes.sidecarPublishBatch.toLocaleString('en-US')} (end to end: each 1 ms tick's messages as one batch), ${sizes.sidecarPublishInFlight.toLocaleString('en-US')} unanswered at most; Consume of an ordered, at-least-once subscription with max_batch ${sizes.sidecarConsumeBatch}, each response acked with one Acks. Produce: a fixed ${sizes.sidecarProduceMessages.toLocaleString('en-US')} messages (${sizes.sidecarProduce1kMessages.toLocaleString('en-US')} at 1 KiB), no time cap. Server CPU = broker + sidecar. Its sender never gives up: a send loop more than ${sizes.e2eGiveUpLagMs} ms behind schedule is marked OVERLOADED. No kmq/peer ratio (it is kmq); compare it with the kmq row.`,
     `- work queue: ${sizes.queueConsumers} consumer processes (prefetch ${sizes.queuePrefetch}) subscribed first, then one publisher: ${sizes.queueMessages.toLocaleString('en-US')} × ${sizes.queueBytes} B, calls of ${sizes.queueCallSize}, ${sizes.queueCallsInFlight} pending. Each consumer acks every message as it arrives; msg/s = acks / (first publish → last ack handed to the client). Every value carries its sequence number: messages never acked or acked twice are noted.`,
     `- Each run gets a fresh topic/queue/stream, removed afterwards. Server CPU: all processes of the server (JVM, Erlang VM, epmd, …) from /proc over the run.`,
     '',
@@ -604,7 +743,7 @@ async function main(): Promise<void> {
   const systems: SystemState[] = [];
   for (const id of args.systems) {
     const i = info.get(SERVER_OF[id])!;
-    const s: SystemState = { id, address: i.address, version: i.version, serverSettings: i.settings, failure: i.failure, pids: i.pids };
+    const s: SystemState = { id, address: i.address, version: i.version, serverSettings: id === 'kmq-sidecar' ? [...i.settings, `kmq sidecar --config <per run: port 0, one subscription of the run's topic> --broker <the kmq broker>`] : i.settings, failure: i.failure, pids: i.pids };
     if (s.failure === undefined) {
       try {
         s.admin = await openClient(id, s.address!);
@@ -622,6 +761,7 @@ async function main(): Promise<void> {
   const plan: Array<{ rep: number; w: Workload; s: SystemState }> = [];
   for (let rep = 1; rep <= args.reps; rep++)
     for (const w of WORKLOADS) {
+      if (w.firstRepOnly === true && rep > 1) continue;
       const eligible = live.filter((s) => w.notFor[s.id] === undefined);
       const shift = (rep - 1) % Math.max(1, eligible.length);
       for (const s of [...eligible.slice(shift), ...eligible.slice(0, shift)]) plan.push({ rep, w, s });

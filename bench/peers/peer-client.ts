@@ -7,9 +7,11 @@
 /**
  * The systems of the comparison (RabbitMQ once per queue type). kafka-java is the
  * Kafka broker driven by Kafka's own Java perf tool (ProducerPerformance) instead of
- * a Node client: produce only; its admin client is kafkajs.
+ * a Node client: produce only; its admin client is kafkajs. kmq-sidecar is the kmq
+ * broker reached through a `kmq sidecar` process over gRPC (PublishStream, Consume):
+ * produce and e2e on 1 partition; its admin client is kmq's.
  */
-export const SYSTEMS = ['kmq', 'kafka', 'kafka-java', 'rabbitmq-classic', 'rabbitmq-quorum', 'nats', 'redis'] as const;
+export const SYSTEMS = ['kmq', 'kmq-sidecar', 'kafka', 'kafka-java', 'rabbitmq-classic', 'rabbitmq-quorum', 'nats', 'redis'] as const;
 export type SystemId = (typeof SYSTEMS)[number];
 
 /** Sends one call of values; resolves once the server acknowledged every one of them. */
@@ -36,6 +38,7 @@ export interface PeerClient {
 export async function openClient(system: SystemId, address: string): Promise<PeerClient> {
   switch (system) {
     case 'kmq':
+    case 'kmq-sidecar':
       return (await import('./kmq-client.js')).openKmqClient(address);
     case 'kafka':
     case 'kafka-java':
