@@ -180,8 +180,8 @@ async function produceFixedRate(c: CompareE2eProduceConfig, client: Client): Pro
   let gaveUp = false;
   while (sent < total && failure === undefined) {
     const now = performance.now();
-    // At most 10,000 values per call (as in produce), so a stalled loop cannot make a call larger than a server accepts.
-    const due = Math.min(total, Math.floor(((now - t0) * c.ratePerSec) / 1000), sent + 10_000);
+    // At most 10,000 values and 1 MB per call (as in produce), so a stalled loop cannot make a call larger than a server accepts (Kafka's message.max.bytes is 1 MiB).
+    const due = Math.min(total, Math.floor(((now - t0) * c.ratePerSec) / 1000), sent + Math.min(10_000, Math.max(1, Math.floor(1_000_000 / c.recordBytes))));
     if (due > sent) {
       const lag = now - t0 - ((sent + 1) * 1000) / c.ratePerSec;
       if (lag > maxLag) maxLag = lag;

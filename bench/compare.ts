@@ -99,7 +99,9 @@ const sizes = {
   /** kafka-java has no time cap: fewer records at 1 KiB. */
   kafkaJava1kRecords: quick ? 50_000 : 300_000,
   largeBytes: 1024,
+  /** Values per call: 10,000 × 100 B; at 1 KiB 1,000 (about 1 MB a call, under Kafka's 1 MiB message.max.bytes). */
   produceCallSize: 10_000,
+  produce1kCallSize: 1000,
   produceCallsInFlight: 8,
   /** End-to-end rates: the workload's 50,000 msg/s, and a rate every system here can take. */
   e2eRates: [50_000, 5_000],
@@ -120,6 +122,8 @@ const sizes = {
   sidecarPublishInFlight: 10_000,
   sidecarMaxInFlight: 2000,
   sidecarConsumeBatch: 500,
+  /** e2e: wait after Consume started before publishing (the subscription's group join). */
+  sidecarSettleMs: 1000,
   /** kmq-sidecar produce: a fixed count (sidecarPublish has no time cap). */
   sidecarProduceMessages: quick ? 100_000 : 300_000,
   sidecarProduce1kMessages: quick ? 50_000 : 150_000,
@@ -141,8 +145,10 @@ interface Workload {
   /** e2e: messages per second, for durationMs. */
   rate?: number;
   durationMs?: number;
-  /** Run in the first repetition only (1 KiB workloads under --quick, to stay under 5 minutes). */
-  firstRepOnly?: boolean;
+  /** produce: values per call. */
+  callSize?: number;
+  /** Run in the first repetitions only (1 KiB workloads: 1 under --quick, 2 otherwise, to stay under 5 and 20 minutes). */
+  maxReps?: number;
   /** Systems that cannot run it, with the reason. */
   notFor: Partial<Record<SystemId, string>>;
 }
@@ -160,7 +166,8 @@ const produceWorkload = (partitions: number, bytes: number): Workload => ({
   bytes,
   records: bytes === sizes.largeBytes ? sizes.produce1kRecords : sizes.produceRecords,
   maxMs: bytes === sizes.largeBytes ? sizes.produce1kMaxMs : sizes.produceMaxMs,
-  firstRepOnly: quick && bytes === sizes.largeBytes,
+  callSize: bytes === sizes.largeBytes ? sizes.produce1kCallSize : sizes.produceCallSize,
+  maxReps: bytes === sizes.largeBytes ? (quick ? 1 : 2) : undefined,
   notFor: partitions === 1 ? {} : { 'rabbitmq-classic': NO_PARTITIONS, 'rabbitmq-quorum': NO_PARTITIONS, nats: NO_PARTITIONS, redis: NO_PARTITIONS, 'kmq-sidecar': SIDECAR_ONE_PARTITION },
 });
 const e2eWorkload = (rate: number, bytes: number): Workload => ({
@@ -169,7 +176,7 @@ const e2eWorkload = (rate: number, bytes: number): Workload => ({
   rate,
   bytes,
   durationMs: bytes === sizes.largeBytes ? sizes.e2e1kMs : sizes.e2eMs,
-  firstRepOnly: quick && bytes === sizes.largeBytes,
+  maxReps: bytes === sizes.largeBytes ? (quick ? 1 : 2) : undefined,
   title: `end to end ${kb(bytes)} at ${rate.toLocaleString('en-US')} msg/s, 1 partition`,
   partitions: 1,
   notFor: { 'kafka-java': PRODUCE_ONLY },
@@ -355,7 +362,7 @@ async function runProduce(s: SystemState, w: Workload, name: string, rep: number
     const k = await kafkaProducerPerf(s.address!, name, w.bytes === sizes.largeBytes ? sizes.kafkaJava1kRecords : sizes.produceRecords, w.bytes);
     return { system: s.id, workload: w.id, rep, msgsPerSec: k.recordsPerSec, mbPerSec: (k.recordsPerSec * w.bytes) / MB, serverCpuPct: cpu(), clientCpuPct: NaN, problems: [], raw: k };
   }
-  const cfg: CompareProduceConfig = { role: 'produce', system: s.id, address: s.address!, name, records: w.records!, recordBytes: w.bytes, callSize: sizes.produceCallSize, callsInFlight: sizes.produceCallsInFlight, maxMs: w.maxMs! };
+  const cfg: CompareProduceConfig = { role: 'produce', system: s.id, address: s.address!, name, records: w.records!, recordBytes: w.bytes, callSize: w.callSize!, callsInFlight: sizes.produceCallsInFlight, maxMs: w.maxMs! };
   const r = await compareWorker<CompareThroughputResult>({ ...cfg }).result;
   const serverCpuPct = cpu();
   const sec = r.elapsedMs / 1000;
@@ -509,6 +516,8 @@ async function runSidecarE2e(s: SystemState, w: Workload, name: string, rep: num
     const consumerCfg: SidecarConsumeConfig = { sidecar: sidecar.address, subscription: name, messages, maxInFlight: 0, maxBatch: sizes.sidecarConsumeBatch, warmupMs: sizes.e2eWarmupMs, timeoutMs: w.durationMs! + 60_000 };
     const consumer = startWorker<LatencyResult & { lastAckAt: number; redeliveries: number }>('sidecar-consume', consumerCfg);
     await consumer.event('ready');
+    // The subscription's consumer joins its group once Consume starts: let it settle, or the first messages queue behind the join.
+    await new Promise((resolve) => setTimeout(resolve, sizes.sidecarSettleMs));
     const cpu = serverCpu(s, [sidecar.pid]);
     const publisherCfg: SidecarPublishConfig = { sidecar: sidecar.address, topic: name, messages, messageBytes: w.bytes, inFlight: sizes.sidecarPublishInFlight, batch: sizes.sidecarPublishBatch, ratePerSec: rate };
     const [p, c] = await Promise.all([startWorker<SidecarPublishResult>('sidecar-publish', publisherCfg).result, consumer.result]);
@@ -679,8 +688,8 @@ async function writeReport(state: {
     `- Batching, the same for all: the application hands the client calls of values; a call goes to the server at once (no linger: kmq lingerMs 0, kafkajs has none) and resolves when every value of it is acknowledged. Where the protocol batches (kmq, Kafka) a call is one request (one batch per partition); where it does not (RabbitMQ, NATS), each message is its own publish with the call's publishes all in flight; Redis sends a call as one pipeline.`,
     `- produce: up to ${sizes.produceRecords.toLocaleString('en-US')} × ${sizes.produceBytes} B, no new call after ${sizes.produceMaxMs / 1000} s (one value buffer reused), calls of ${sizes.produceCallSize.toLocaleString('en-US')}, ${sizes.produceCallsInFlight} calls pending; msg/s = records / (first call → last answer). 16 partitions: unkeyed, spread by the client's default partitioner.`,
     `- end to end: a consumer process subscribed first, then a producer sending ${sizes.e2eRates.map((r) => r.toLocaleString('en-US')).join(' or ')} msg/s for ${sizes.e2eMs / 1000} s: every 1 ms the values due go as one call; each value starts with its send time, latency = receive − send on the consumer, the first ${sizes.e2eWarmupMs / 1000} s skipped; nearest-rank percentiles. The consumer commits/acks nothing (RabbitMQ: automatic ack). A producer more than ${sizes.e2eGiveUpLagMs} ms behind its schedule stops (OVERLOADED in the notes): that system, with its Node client, cannot take the rate on this machine, and its latencies then include the backlog.`,
-    `- 1 KiB: produce (1 and 16 partitions) and end to end at 50,000 msg/s also with 1,024-byte values: produce up to ${sizes.produce1kRecords.toLocaleString('en-US')} records, no new call after ${sizes.produce1kMaxMs / 1000} s (kafka-java: ${sizes.kafkaJava1kRecords.toLocaleString('en-US')} records); end to end for ${sizes.e2e1kMs / 1000} s.${quick ? ' Under --quick the 1 KiB workloads run in the first repetition only.' : ''}`,
-    `- kmq-sidecar: the kmq broker through a \`kmq sidecar\` process (one per run), gRPC apps on both sides: PublishStream with PublishBatch requests of up to ${sizes.sidecarPublishBatch.toLocaleString('en-US')} (end to end: each 1 ms tick's messages as one batch), ${sizes.sidecarPublishInFlight.toLocaleString('en-US')} unanswered at most; Consume of an ordered, at-least-once subscription with max_batch ${sizes.sidecarConsumeBatch}, each response acked with one Acks. Produce: a fixed ${sizes.sidecarProduceMessages.toLocaleString('en-US')} messages (${sizes.sidecarProduce1kMessages.toLocaleString('en-US')} at 1 KiB), no time cap. Server CPU = broker + sidecar. Its sender never gives up: a send loop more than ${sizes.e2eGiveUpLagMs} ms behind schedule is marked OVERLOADED. No kmq/peer ratio (it is kmq); compare it with the kmq row.`,
+    `- 1 KiB: produce (1 and 16 partitions) and end to end at 50,000 msg/s also with 1,024-byte values: produce up to ${sizes.produce1kRecords.toLocaleString('en-US')} records, no new call after ${sizes.produce1kMaxMs / 1000} s (kafka-java: ${sizes.kafkaJava1kRecords.toLocaleString('en-US')} records); end to end for ${sizes.e2e1kMs / 1000} s; calls of ${sizes.produce1kCallSize.toLocaleString('en-US')} values (about 1 MB, as 10,000 × 100 B; an e2e call is also capped at 1 MB). The 1 KiB workloads run in the first ${quick ? 'repetition' : '2 repetitions'} only.`,
+    `- kmq-sidecar: the kmq broker through a \`kmq sidecar\` process (one per run), gRPC apps on both sides: PublishStream with PublishBatch requests of up to ${sizes.sidecarPublishBatch.toLocaleString('en-US')} (end to end: each 1 ms tick's messages as one batch), ${sizes.sidecarPublishInFlight.toLocaleString('en-US')} unanswered at most; Consume of an ordered, at-least-once subscription with max_batch ${sizes.sidecarConsumeBatch}, each response acked with one Acks; the publisher starts ${sizes.sidecarSettleMs / 1000} s after Consume started (the subscription's consumer group join). Produce: a fixed ${sizes.sidecarProduceMessages.toLocaleString('en-US')} messages (${sizes.sidecarProduce1kMessages.toLocaleString('en-US')} at 1 KiB), no time cap. Server CPU = broker + sidecar. Its sender never gives up: a send loop more than ${sizes.e2eGiveUpLagMs} ms behind schedule is marked OVERLOADED. No kmq/peer ratio (it is kmq); compare it with the kmq row.`,
     `- work queue: ${sizes.queueConsumers} consumer processes (prefetch ${sizes.queuePrefetch}) subscribed first, then one publisher: ${sizes.queueMessages.toLocaleString('en-US')} × ${sizes.queueBytes} B, calls of ${sizes.queueCallSize}, ${sizes.queueCallsInFlight} pending. Each consumer acks every message as it arrives; msg/s = acks / (first publish → last ack handed to the client). Every value carries its sequence number: messages never acked or acked twice are noted.`,
     `- Each run gets a fresh topic/queue/stream, removed afterwards. Server CPU: all processes of the server (JVM, Erlang VM, epmd, …) from /proc over the run.`,
     '',
@@ -761,7 +770,7 @@ async function main(): Promise<void> {
   const plan: Array<{ rep: number; w: Workload; s: SystemState }> = [];
   for (let rep = 1; rep <= args.reps; rep++)
     for (const w of WORKLOADS) {
-      if (w.firstRepOnly === true && rep > 1) continue;
+      if (w.maxReps !== undefined && rep > w.maxReps) continue;
       const eligible = live.filter((s) => w.notFor[s.id] === undefined);
       const shift = (rep - 1) % Math.max(1, eligible.length);
       for (const s of [...eligible.slice(shift), ...eligible.slice(0, shift)]) plan.push({ rep, w, s });
