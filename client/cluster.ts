@@ -5,8 +5,8 @@ import { Apis } from '../protocol/apis.js';
 import type { ApiSpec } from '../protocol/apis.js';
 import { errorCodeFromWire } from '../protocol/error-codes.js';
 import type { MetadataResponse } from '../protocol/gen/kmq/broker/v1/broker.js';
-import { BrokerConnection } from './connection.js';
-import type { RequestOptions, Response } from './connection.js';
+import { BrokerConnection } from '../protocol/connection.js';
+import type { RequestOptions, Response } from '../protocol/connection.js';
 import type { BrokerAddress, CompiledClientOptions } from './options.js';
 import { formatBrokerAddress } from './options.js';
 

@@ -1,6 +1,7 @@
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
 import { EnvVar } from '../lib/env.js';
+import type { BrokerAddress } from '../protocol/connection.js';
 import { intSetting, invalidSetting, numberSetting, stringSetting } from './settings.js';
 
 /** Port a broker address without one uses. */
@@ -8,10 +9,8 @@ export const DEFAULT_BROKER_PORT = 9092;
 /** Environment variable with the default broker list, comma-separated `host:port`. */
 export const BROKER_ENV = EnvVar.broker;
 
-export interface BrokerAddress {
-  host: string;
-  port: number;
-}
+export type { BrokerAddress } from '../protocol/connection.js';
+export { formatBrokerAddress } from '../protocol/connection.js';
 
 /** Parses `host`, `host:port`, `[v6]` or `[v6]:port`; the port defaults to 9092. */
 export function parseBrokerAddress(address: string): BrokerAddress {
@@ -41,9 +40,6 @@ export function parseBrokerAddress(address: string): BrokerAddress {
   return { host, port };
 }
 
-export function formatBrokerAddress(a: BrokerAddress): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
 
 /** Brokers from KMQ_BROKER, else 127.0.0.1:9092. */
 export function defaultBrokers(env: NodeJS.ProcessEnv = process.env): string[] {

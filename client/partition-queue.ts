@@ -8,7 +8,7 @@ import { errorCodeFromWire } from '../protocol/error-codes.js';
 import { BatchBuilder } from '../protocol/record-batch.js';
 import type { RecordHeader } from '../protocol/record-batch.js';
 import type { Cluster } from './cluster.js';
-import type { BrokerConnection } from './connection.js';
+import type { BrokerConnection } from '../protocol/connection.js';
 import type { CompiledRetrySettings } from './options.js';
 import type { CompiledProducerOptions } from './producer-options.js';
 import { addSequence, restampSequence } from './produce-batch.js';

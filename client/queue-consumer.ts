@@ -11,8 +11,8 @@ import type { RecordHeader } from '../protocol/record-batch.js';
 import { mergeAckRanges } from './ack-ranges.js';
 import type { AckOp } from './ack-ranges.js';
 import type { Cluster } from './cluster.js';
-import { BrokerConnection } from './connection.js';
-import type { ConnectionOptions, StreamHandle } from './connection.js';
+import { BrokerConnection } from '../protocol/connection.js';
+import type { ConnectionOptions, StreamHandle } from '../protocol/connection.js';
 import type { CompiledRetrySettings } from './options.js';
 import { intSetting, invalidSetting, oneOfSetting, stringSetting } from './settings.js';
 

@@ -1,13 +1,21 @@
 import * as net from 'node:net';
 import { ErrorCode, KmqError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import type { ApiSpec } from '../protocol/apis.js';
-import { errorCodeFromWire } from '../protocol/error-codes.js';
-import { FrameReader, RESPONSE_PREFIX_BYTES, encodeRequest, parseResponseBody } from '../protocol/frame.js';
-import type { FrameRejection } from '../protocol/frame.js';
-import { ErrorResponse } from '../protocol/gen/kmq/broker/v1/broker.js';
-import type { BrokerAddress } from './options.js';
-import { formatBrokerAddress } from './options.js';
+import type { ApiSpec } from './apis.js';
+import { errorCodeFromWire } from './error-codes.js';
+import { FrameReader, RESPONSE_PREFIX_BYTES, encodeRequest, parseResponseBody } from './frame.js';
+import type { FrameRejection } from './frame.js';
+import { ErrorResponse } from './gen/kmq/broker/v1/broker.js';
+
+/** Where a broker listens. */
+export interface BrokerAddress {
+  host: string;
+  port: number;
+}
+
+export function formatBrokerAddress(a: BrokerAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
 
 /**
  * One TCP connection to one broker. Requests are pipelined: many may be in

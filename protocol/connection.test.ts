@@ -2,12 +2,12 @@ import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, KmqError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
-import { Apis } from '../protocol/apis.js';
-import { errorCodeToWire } from '../protocol/error-codes.js';
-import { FrameReader, REQUEST_PREFIX_BYTES, encodeResponse, parseRequestBody } from '../protocol/frame.js';
-import type { RequestFrame } from '../protocol/frame.js';
-import { ErrorResponse, MetadataRequest, MetadataResponse } from '../protocol/gen/kmq/broker/v1/broker.js';
-import { ShareFetchResponse } from '../protocol/gen/kmq/broker/v1/queues.js';
+import { Apis } from './apis.js';
+import { errorCodeToWire } from './error-codes.js';
+import { FrameReader, REQUEST_PREFIX_BYTES, encodeResponse, parseRequestBody } from './frame.js';
+import type { RequestFrame } from './frame.js';
+import { ErrorResponse, MetadataRequest, MetadataResponse } from './gen/kmq/broker/v1/broker.js';
+import { ShareFetchResponse } from './gen/kmq/broker/v1/queues.js';
 import { BrokerConnection } from './connection.js';
 
 /** A tiny broker stand-in speaking the frame format; `onRequest` decides what to answer. */
