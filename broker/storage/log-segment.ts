@@ -189,6 +189,12 @@ export class LogSegment {
     return position;
   }
 
+  /** Cuts the file at `position` (a batch boundary) and rebuilds the in-memory indexes. */
+  truncateAt(position: number, indexIntervalBytes: number, now: number): void {
+    this.io.truncate(this.fd, this.logPath, position);
+    this.recover(indexIntervalBytes, now);
+  }
+
   /** Cuts the file back to `size` after a failed write. */
   truncateToSize(): void {
     this.io.truncate(this.fd, this.logPath, this.size);

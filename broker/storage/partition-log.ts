@@ -135,13 +135,26 @@ export class PartitionLog {
    */
   append(batches: Buffer, leaderEpoch = -1): Promise<AppendResult> {
     try {
-      return this.appendNow(batches, leaderEpoch);
+      return this.appendNow(batches, leaderEpoch, false);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private appendNow(batches: Buffer, leaderEpoch: number): Promise<AppendResult> {
+  /**
+   * Appends batches copied from a partition leader: their offsets and epochs are kept
+   * as the leader stamped them, and the first must start at logEndOffset (a follower's
+   * log is a prefix of the leader's).
+   */
+  appendReplicated(batches: Buffer): Promise<AppendResult> {
+    try {
+      return this.appendNow(batches, -1, true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private appendNow(batches: Buffer, leaderEpoch: number, replicated: boolean): Promise<AppendResult> {
     this.checkUsable();
     if (batches.length === 0) throw new KmqError(ErrorCode.InvalidRequest, 'Append of zero bytes', { dir: this.dir });
     const baseOffset = this.active.nextOffset;
@@ -159,7 +172,14 @@ export class PartitionLog {
           position: at,
         });
       }
-      stampBatch(batches, at, next, leaderEpoch);
+      if (replicated) {
+        const base = readInt64(batches, at + Off.baseOffset);
+        if (base !== next) {
+          throw new KmqError(ErrorCode.CorruptMessage, `Replicated batch starts at offset ${base}, the log ends at ${next}`, { dir: this.dir, offset: base });
+        }
+      } else {
+        stampBatch(batches, at, next, leaderEpoch);
+      }
       const ts = readInt64(batches, at + Off.maxTimestamp);
       if (ts > maxTimestamp) maxTimestamp = ts;
       next += delta + 1;
@@ -208,10 +228,12 @@ export class PartitionLog {
 
   /**
    * Whole batches from the one containing `offset` (or the next one after a compaction
-   * gap), up to `maxBytes` but always at least one batch, from a single segment.
-   * Empty at logEndOffset; OffsetOutOfRange outside [logStartOffset, logEndOffset].
+   * gap), up to `maxBytes` but always at least one batch, from a single segment, none
+   * starting at or after `endOffset` (default the log end; a leader passes its high
+   * watermark). Empty at endOffset and beyond; OffsetOutOfRange outside
+   * [logStartOffset, logEndOffset].
    */
-  read(offset: number, maxBytes: number): Buffer {
+  read(offset: number, maxBytes: number, endOffset = Infinity): Buffer {
     this.checkReadable();
     const start = this.logStartOffset;
     const end = this.logEndOffset;
@@ -223,7 +245,7 @@ export class PartitionLog {
         dir: this.dir,
       });
     }
-    if (offset === end) return EMPTY;
+    if (offset === end || offset >= endOffset) return EMPTY;
     this.window.reset();
     for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
       const seg = this.segments[i]!;
@@ -238,12 +260,61 @@ export class PartitionLog {
       let used = 0;
       while (used + BATCH_HEADER_BYTES <= got) {
         const bytes = out.readInt32BE(used + Off.batchLength) + BATCH_LOG_OVERHEAD;
-        if (used + bytes > got) break;
+        if (used + bytes > got || (used > 0 && readInt64(out, used + Off.baseOffset) >= endOffset)) break;
         used += bytes;
       }
       return used === out.length ? out : out.subarray(0, used);
     }
     return EMPTY;
+  }
+
+  /**
+   * Removes every record at or after `offset`: a follower drops history its new leader
+   * does not have. A batch holding `offset` goes whole (the log then ends at its base
+   * offset, which is returned). Below logStartOffset the log is emptied and restarts at
+   * `offset`. Whole later segments are deleted; the cut is fdatasynced before this
+   * resolves, so the removed records cannot come back after a crash.
+   */
+  async truncateTo(offset: number): Promise<number> {
+    this.checkUsable();
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new KmqError(ErrorCode.InvalidRequest, `Cannot truncate to offset ${offset}`, { dir: this.dir, offset });
+    if (offset >= this.logEndOffset) return this.logEndOffset;
+    if (this.compaction !== undefined) await this.compaction.catch(() => undefined);
+    try {
+      if (offset <= this.logStartOffset) {
+        const start = offset < this.logStartOffset ? offset : this.logStartOffset;
+        // A crash in between leaves an empty folder: an empty log the follower fills again.
+        for (const s of this.segments) {
+          this.dirty.delete(s);
+          s.delete();
+        }
+        this.segments = [LogSegment.create(this.dir, start, this.io)];
+        this.logger.info({ dir: this.dir, offset }, 'Truncated log: emptied');
+        return this.logEndOffset;
+      }
+      while (this.segments.length > 1 && this.active.baseOffset >= offset) {
+        const s = this.segments.pop()!;
+        this.dirty.delete(s);
+        s.delete();
+      }
+      const seg = this.active;
+      let cut = -1;
+      let cutOffset = offset;
+      seg.scanValid(0, seg.baseOffset, false, (base, last, position) => {
+        if (cut < 0 && last >= offset) {
+          cut = position;
+          cutOffset = base;
+        }
+      });
+      if (cut >= 0) {
+        seg.truncateAt(cut, this.config.indexIntervalBytes, this.clock());
+      }
+      await seg.sync();
+      this.logger.info({ dir: this.dir, offset: cutOffset }, 'Truncated log');
+      return this.logEndOffset;
+    } catch (err) {
+      throw this.goOffline(err);
+    }
   }
 
   /** First offset of the first batch whose maxTimestamp >= ts, or logEndOffset if none. */
