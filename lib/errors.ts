@@ -40,6 +40,8 @@ export const ErrorCode = {
   UnknownSubscription: 'UNKNOWN_SUBSCRIPTION',
   UnknownDelivery: 'UNKNOWN_DELIVERY',
   SubscriptionBusy: 'SUBSCRIPTION_BUSY',
+  NotEnoughReplicas: 'NOT_ENOUGH_REPLICAS',
+  FencedLeaderEpoch: 'FENCED_LEADER_EPOCH',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -48,6 +50,8 @@ const retriableCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.BrokerNotAvailable,
   ErrorCode.ConnectionClosed,
   ErrorCode.NotLeader,
+  ErrorCode.NotEnoughReplicas,
+  ErrorCode.FencedLeaderEpoch,
   ErrorCode.ShuttingDown,
   ErrorCode.StorageError,
 ]);

@@ -42,6 +42,8 @@ const wireTable: ReadonlyArray<readonly [number, ErrorCode]> = [
   [34, ErrorCode.UnknownSubscription],
   [35, ErrorCode.UnknownDelivery],
   [36, ErrorCode.SubscriptionBusy],
+  [37, ErrorCode.NotEnoughReplicas],
+  [38, ErrorCode.FencedLeaderEpoch],
 ];
 
 const toWire = new Map<ErrorCode, number>(wireTable.map(([n, c]) => [c, n]));

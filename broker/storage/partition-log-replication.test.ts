@@ -88,3 +88,19 @@ describe('PartitionLog replication support', () => {
     await log.close();
   });
 });
+
+describe('PartitionLog.resetTo', () => {
+  it('empties the log and restarts it at an offset past its end', async () => {
+    const dir = tempDir(dirs);
+    const log = PartitionLog.open(dir, config());
+    await lead(log, [3, 3], 0);
+    await log.resetTo(500);
+    expect(log.logStartOffset).toBe(500);
+    expect(log.logEndOffset).toBe(500);
+    await log.append(makeBatch(2), 1);
+    await log.close();
+    const reopened = PartitionLog.open(dir, config());
+    expect([reopened.logStartOffset, reopened.logEndOffset]).toEqual([500, 502]);
+    await reopened.close();
+  });
+});

@@ -282,14 +282,7 @@ export class PartitionLog {
     if (this.compaction !== undefined) await this.compaction.catch(() => undefined);
     try {
       if (offset <= this.logStartOffset) {
-        const start = offset < this.logStartOffset ? offset : this.logStartOffset;
-        // A crash in between leaves an empty folder: an empty log the follower fills again.
-        for (const s of this.segments) {
-          this.dirty.delete(s);
-          s.delete();
-        }
-        this.segments = [LogSegment.create(this.dir, start, this.io)];
-        this.logger.info({ dir: this.dir, offset }, 'Truncated log: emptied');
+        this.replaceWithEmpty(offset);
         return this.logEndOffset;
       }
       while (this.segments.length > 1 && this.active.baseOffset >= offset) {
@@ -315,6 +308,28 @@ export class PartitionLog {
     } catch (err) {
       throw this.goOffline(err);
     }
+  }
+
+  /** Empties the log; it restarts at `offset` (a follower below its leader's log start). */
+  async resetTo(offset: number): Promise<void> {
+    this.checkUsable();
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new KmqError(ErrorCode.InvalidRequest, `Cannot reset to offset ${offset}`, { dir: this.dir, offset });
+    if (this.compaction !== undefined) await this.compaction.catch(() => undefined);
+    try {
+      this.replaceWithEmpty(offset);
+    } catch (err) {
+      throw this.goOffline(err);
+    }
+  }
+
+  private replaceWithEmpty(start: number): void {
+    // A crash in between leaves an empty folder: an empty log the follower fills again.
+    for (const s of this.segments) {
+      this.dirty.delete(s);
+      s.delete();
+    }
+    this.segments = [LogSegment.create(this.dir, start, this.io)];
+    this.logger.info({ dir: this.dir, offset: start }, 'Emptied log');
   }
 
   /** First offset of the first batch whose maxTimestamp >= ts, or logEndOffset if none. */

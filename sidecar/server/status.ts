@@ -31,6 +31,8 @@ export const grpcStatusOf: Readonly<Record<ErrorCode, status>> = {
   [ErrorCode.BrokerNotAvailable]: status.UNAVAILABLE,
   [ErrorCode.ConnectionClosed]: status.UNAVAILABLE,
   [ErrorCode.NotLeader]: status.UNAVAILABLE,
+  [ErrorCode.NotEnoughReplicas]: status.UNAVAILABLE,
+  [ErrorCode.FencedLeaderEpoch]: status.UNAVAILABLE,
   [ErrorCode.ShuttingDown]: status.UNAVAILABLE,
   [ErrorCode.UnknownExchange]: status.NOT_FOUND,
   [ErrorCode.UnknownQueue]: status.NOT_FOUND,
