@@ -1,6 +1,7 @@
 import * as pb from './gen/kmq/broker/v1/broker.js';
 import * as q from './gen/kmq/broker/v1/queues.js';
 import * as idem from './gen/kmq/broker/v1/idempotency.js';
+import * as repl from './gen/kmq/broker/v1/replication.js';
 
 /** A protobuf message codec as ts-proto generates it. */
 export interface MessageCodec<T> {
@@ -52,6 +53,8 @@ export const ApiKey = {
   ClaimKey: 70,
   CompleteKey: 71,
   ReleaseKey: 72,
+  ReplicaFetch: 80,
+  EpochEndOffset: 81,
 } as const;
 export type ApiKey = (typeof ApiKey)[keyof typeof ApiKey];
 
@@ -108,6 +111,8 @@ export const Apis = {
   ClaimKey: api(ApiKey.ClaimKey, 'ClaimKey', idem.ClaimKeyRequest, idem.ClaimKeyResponse),
   CompleteKey: api(ApiKey.CompleteKey, 'CompleteKey', idem.CompleteKeyRequest, idem.CompleteKeyResponse),
   ReleaseKey: api(ApiKey.ReleaseKey, 'ReleaseKey', idem.ReleaseKeyRequest, idem.ReleaseKeyResponse),
+  ReplicaFetch: api(ApiKey.ReplicaFetch, 'ReplicaFetch', repl.ReplicaFetchRequest, repl.ReplicaFetchResponse),
+  EpochEndOffset: api(ApiKey.EpochEndOffset, 'EpochEndOffset', repl.EpochEndOffsetRequest, repl.EpochEndOffsetResponse),
 } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

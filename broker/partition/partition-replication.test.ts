@@ -137,7 +137,7 @@ describe('Partition replication', () => {
     batch.writeInt16BE(0, 51); // producerEpoch
     batch.writeInt32BE(0, 53); // baseSequence
     const { computeBatchCrc, Off } = await import('../../protocol/batch-header.js');
-    batch.writeUInt32BE(computeBatchCrc(batch, 0), Off.crc);
+    batch.writeUInt32BE(computeBatchCrc(batch), Off.crc);
     const first = await b1.append(Buffer.from(batch), 1 << 20);
     expect(first.duplicate).toBe(false);
     await replicate(b1, b2, 2, 1);
