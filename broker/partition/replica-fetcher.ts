@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, KmqError, toKmqError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { Apis } from '../../protocol/apis.js';
