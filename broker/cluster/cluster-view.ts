@@ -51,6 +51,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   private readonly controllerInformer: PrefixInformer;
   private readonly topicStates = new Map<string, VersionedTopic>();
   private controllerRecord: ControllerRecord | undefined;
+  private started: Promise<void> | undefined;
   private readonly forwardBrokers = (live: ReadonlyMap<number, BrokerRegistration>): void => void this.emit('brokersChanged', live);
 
   constructor(options: ClusterViewOptions) {
@@ -76,10 +77,13 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     });
   }
 
-  /** Starts watching; resolves once brokers, topics and the controller record have been listed. */
-  async start(): Promise<void> {
-    this.registry.on('brokersChanged', this.forwardBrokers);
-    await Promise.all([this.registry.start(), this.topicInformer.start(), this.controllerInformer.start()]);
+  /** Starts watching; resolves once brokers, topics and the controller record have been listed. Idempotent. */
+  start(): Promise<void> {
+    if (this.started === undefined) {
+      this.registry.on('brokersChanged', this.forwardBrokers);
+      this.started = Promise.all([this.registry.start(), this.topicInformer.start(), this.controllerInformer.start()]).then(() => undefined);
+    }
+    return this.started;
   }
 
   async stop(): Promise<void> {

@@ -33,6 +33,8 @@ export interface RecordedWrite {
  */
 export class StoreClient implements CoordinationStore {
   readonly writes: RecordedWrite[] = [];
+  /** Runs before every put goes to the store (e.g. to let another writer in first). */
+  beforePut: ((key: string) => Promise<void> | void) | undefined;
   private readonly leases = new Set<ClientLease>();
   private readonly watches = new Set<{ stop: StopWatch; onEvent: (event: WatchEvent) => void; missed: boolean }>();
   private reachable = true;
@@ -74,6 +76,7 @@ export class StoreClient implements CoordinationStore {
 
   put(key: string, value: string, options: PutOptions = {}): Promise<WriteResult> {
     return this.call(async () => {
+      await this.beforePut?.(key);
       const lease = options.lease === undefined ? undefined : this.inner(options.lease);
       const res = await this.shared.put(key, value, { ...options, lease });
       if (res.ok) this.writes.push({ op: 'put', key, value, version: res.version });
