@@ -23,6 +23,9 @@ import { PublishDedupe } from './idempotency/publish-dedupe.js';
 import type { DedupeSource } from './idempotency/publish-dedupe.js';
 import { ProcessedKeys } from './idempotency/processed-keys.js';
 import { IdempotencyHandlers } from './server/idempotency-handlers.js';
+import { ClusterMember } from './cluster/cluster-member.js';
+import { EtcdCoordinationStore } from './cluster/etcd-coordination-store.js';
+import type { CoordinationStore } from './cluster/coordination-store.js';
 
 export const OFFSETS_TOPIC = '__consumer_offsets';
 export const SHARE_STATE_TOPIC = '__share_state';
@@ -54,6 +57,7 @@ export class Broker {
     private readonly probe: BrokerProbe,
     private readonly server: net.Server,
     private readonly health: HealthServer | undefined,
+    private readonly cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined },
   ) {}
 
   static async start(opts: BrokerOptions, logger: Logger): Promise<Broker> {
@@ -73,7 +77,7 @@ export class Broker {
         topics: {
           partitionCount: (t) => (topics.has(t) ? topics.get(t).partitions.length : undefined),
           logStartOffset: (t, p) => topics.partition(t, p).logStartOffset,
-          logEndOffset: (t, p) => topics.partition(t, p).logEndOffset,
+          logEndOffset: (t, p) => topics.partition(t, p).highWatermark,
           offsetForTimestamp: (t, p, ts) => topics.partition(t, p).offsetForTimestamp(ts),
         },
       });
@@ -113,15 +117,33 @@ export class Broker {
       const server = net.createServer();
       const readiness = { broker: undefined as Broker | undefined };
       const health = options.httpPort >= 0 ? new HealthServer(probe.registry, () => readiness.broker?.ready === true) : undefined;
-      const broker = new Broker(options, logger, lock, topics, groups, queues, dedupe, processedKeys, probe, server, health);
+      const cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined } = { member: undefined, store: undefined };
+      if (options.clusterStore === 'etcd') cluster.store = new EtcdCoordinationStore({ endpoints: options.etcdEndpoints, prefix: `/kmq/${options.clusterName}/` });
+      const broker = new Broker(options, logger, lock, topics, groups, queues, dedupe, processedKeys, probe, server, health, cluster);
       readiness.broker = broker;
       const queueHandlers = new QueueHandlers(options, queues, exchanges, logger.child({ component: 'queues' }));
-      const handlers = new RequestHandlers(options, topics, groups, queueHandlers, new ProducerIdAllocator(store), probe, logger, store.clusterId, () => ({
+      const producerIds = new ProducerIdAllocator(
+        cluster.store === undefined
+          ? store
+          : { reserveProducerIds: (n) => (cluster.member === undefined ? Promise.reject(joining()) : cluster.member.reserveProducerIds(n)) },
+      );
+      const handlers = new RequestHandlers(options, topics, groups, queueHandlers, producerIds, probe, logger, store.clusterId, () => ({
         host: options.advertisedHost,
         port: broker.port,
-      }), new IdempotencyHandlers(processedKeys));
+      }), new IdempotencyHandlers(processedKeys), () => {
+        if (cluster.store !== undefined && cluster.member === undefined) throw joining();
+        return cluster.member;
+      });
       server.on('connection', (socket) => broker.accept(socket, handlers));
       await broker.listen();
+      if (cluster.store !== undefined) {
+        try {
+          cluster.member = await ClusterMember.start(options, cluster.store, topics, { host: options.advertisedHost, port: broker.port, httpPort: broker.httpPort }, logger);
+        } catch (err) {
+          await broker.stop();
+          throw err;
+        }
+      }
       broker.startTimers();
       broker.ready = true;
       logger.info({ port: broker.port, httpPort: broker.httpPort, dataDir: options.dataDir, flush: options.flush }, 'Broker started');
@@ -211,12 +233,18 @@ export class Broker {
       for (const c of this.connections) c.socket.destroy();
       await closed;
       await this.health?.close();
+      await this.cluster.member?.stop();
+      await this.cluster.store?.close().catch(() => undefined);
       await this.topics.close();
       this.lock.release();
       this.logger.info('Broker stopped');
     })();
     return this.stopping;
   }
+}
+
+function joining(): KmqError {
+  return new KmqError(ErrorCode.BrokerNotAvailable, 'The broker is joining its cluster');
 }
 
 /**

@@ -47,6 +47,20 @@ export interface BrokerOptions {
   dedupeWindowMs?: number;
   /** Most idempotency keys remembered for publish dedupe, over every destination. Default 1,000,000. */
   dedupeMaxKeys?: number;
+  /** The coordination store that makes brokers a cluster: 'none' (a single node, the default) or 'etcd'. */
+  clusterStore?: 'none' | 'etcd';
+  /** etcd endpoints (URLs) for clusterStore 'etcd'. Default http://127.0.0.1:2379. */
+  etcdEndpoints?: string[];
+  /** The cluster's name: its keys in the store live under /kmq/<name>/. Default "kmq". */
+  clusterName?: string;
+  /** TTL of the broker's lease in the store, ms: a dead broker's partitions get new leaders about this long after it died. Default 6000. */
+  brokerLeaseMs?: number;
+  /** A follower that has not caught up with its leader for this long leaves the in-sync set, ms. Default 10000. */
+  replicaLagTimeMs?: number;
+  /** Replication factor of topics created without one, in a cluster; 0 = min(3, live brokers). Default 0. */
+  defaultReplicationFactor?: number;
+  /** acks=all produce needs this many in-sync replicas (a topic may set its own; capped at its replication factor). Default 2. */
+  minInSyncReplicas?: number;
 }
 
 export type CompiledBrokerOptions = Required<BrokerOptions>;
@@ -64,6 +78,16 @@ function envInt(name: EnvVar): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new KmqError(ErrorCode.InvalidConfig, `${name} must be an integer, got "${v}"`);
   return n;
+}
+
+function clusterStoreSetting(v: string): 'none' | 'etcd' {
+  if (v !== 'none' && v !== 'etcd') throw new KmqError(ErrorCode.InvalidConfig, `clusterStore must be none or etcd, got "${v}"`);
+  return v;
+}
+
+function clusterNameSetting(v: string): string {
+  if (!/^[a-zA-Z0-9._-]{1,100}$/.test(v)) throw new KmqError(ErrorCode.InvalidConfig, `clusterName must be 1-100 letters, digits, '.', '_' or '-', got "${v}"`);
+  return v;
 }
 
 /** Applies defaults and validates every setting once; an invalid one stops start-up naming the setting. */
@@ -97,7 +121,15 @@ export function compileBrokerOptions(o: BrokerOptions = {}): CompiledBrokerOptio
     minSessionTimeoutMs: intSetting('minSessionTimeoutMs', o.minSessionTimeoutMs ?? 1000, 1),
     dedupeWindowMs: intSetting('dedupeWindowMs', o.dedupeWindowMs ?? 600_000, 0, 7 * 86_400_000),
     dedupeMaxKeys: intSetting('dedupeMaxKeys', o.dedupeMaxKeys ?? 1_000_000, 1, 100_000_000),
+    clusterStore: clusterStoreSetting(o.clusterStore ?? 'none'),
+    etcdEndpoints: o.etcdEndpoints ?? ['http://127.0.0.1:2379'],
+    clusterName: clusterNameSetting(o.clusterName ?? 'kmq'),
+    brokerLeaseMs: intSetting('brokerLeaseMs', o.brokerLeaseMs ?? 6000, 1000, 600_000),
+    replicaLagTimeMs: intSetting('replicaLagTimeMs', o.replicaLagTimeMs ?? 10_000, 100, 3_600_000),
+    defaultReplicationFactor: intSetting('defaultReplicationFactor', o.defaultReplicationFactor ?? 0, 0, 100),
+    minInSyncReplicas: intSetting('minInSyncReplicas', o.minInSyncReplicas ?? 2, 1, 100),
   };
+  if (c.clusterStore === 'etcd' && c.etcdEndpoints.length === 0) throw new KmqError(ErrorCode.InvalidConfig, 'etcdEndpoints must name at least one etcd URL');
   if (c.maxFrameBytes < c.maxMessageBytes + 1024) {
     throw new KmqError(ErrorCode.InvalidConfig, `maxFrameBytes (${c.maxFrameBytes}) must exceed maxMessageBytes (${c.maxMessageBytes}) by at least 1 KiB`);
   }

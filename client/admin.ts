@@ -77,7 +77,8 @@ export class Admin {
     const res = await this.cluster.callAny(Apis.CreateTopic, {
       name,
       partitions: options.partitions,
-      replicationFactor: options.replicationFactor ?? 1,
+      // 0: the broker's default (1 on a single node).
+      replicationFactor: options.replicationFactor ?? 0,
       config: options.config,
       ifNotExists: options.ifNotExists ?? false,
     });

@@ -121,6 +121,14 @@ export class Cluster {
     });
   }
 
+  /** Runs `fn` again on retriable errors, with the client's retry settings. */
+  withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retry(fn, {
+      ...this.options.retry,
+      onRetry: (err, attempt, delayMs) => this.log.debug({ what, attempt, delayMs, err: (err as Error).message }, 'Retrying'),
+    });
+  }
+
   /** Retried request to any broker (metadata, admin, groups). */
   callAny<Req, Res>(api: ApiSpec<Req, Res>, req: Req, opts?: RequestOptions): Promise<Response<Res>> {
     return this.call(() => this.anyConnection(), api, req, undefined, opts);

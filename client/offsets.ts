@@ -12,20 +12,45 @@ export type OffsetSpec = 'earliest' | 'latest' | number;
 const EARLIEST = -2;
 const LATEST = -1;
 
-/** Offsets of `partitions` of `topic` per `spec`, as a map partition → offset. */
+/**
+ * Offsets of `partitions` (all when empty) of `topic` per `spec`, as a map
+ * partition → offset; each partition is asked of its leader, and a leader that
+ * moved is looked up again.
+ */
 export async function listOffsets(cluster: Cluster, topic: string, partitions: number[], spec: OffsetSpec): Promise<Map<number, number>> {
   const timestamp = spec === 'earliest' ? EARLIEST : spec === 'latest' ? LATEST : spec;
-  const res = await cluster.callAny(Apis.ListOffsets, { topic, partitions, timestamp });
-  throwIfWireError(res.header.errorCode, res.header.errorMessage, { topic });
-  const out = new Map<number, number>();
-  for (const o of res.header.offsets) {
-    if (o.errorCode !== 0) {
-      const code = errorCodeFromWire(o.errorCode);
-      throw new KmqError(code, `ListOffsets for ${topic}[${o.partition}] failed: ${code}`, { topic, partition: o.partition });
+  return cluster.withRetry('ListOffsets', async () => {
+    const route = await cluster.route(topic);
+    const wanted = partitions.length > 0 ? partitions : route.leaders.map((_, i) => i);
+    const byLeader = new Map<number, number[]>();
+    for (const p of wanted) {
+      const leader = route.leaders[p];
+      if (leader === undefined) throw new KmqError(ErrorCode.UnknownPartition, `Topic ${topic} has no partition ${p} (it has ${route.leaders.length})`, { topic, partition: p });
+      byLeader.set(leader, [...(byLeader.get(leader) ?? []), p]);
     }
-    out.set(o.partition, o.offset);
-  }
-  return out;
+    const out = new Map<number, number>();
+    try {
+      await Promise.all(
+        [...byLeader].map(async ([leader, ps]) => {
+          const conn = await cluster.connectionToBroker(leader);
+          const res = await conn.request(Apis.ListOffsets, { topic, partitions: ps, timestamp });
+          throwIfWireError(res.header.errorCode, res.header.errorMessage, { topic });
+          for (const o of res.header.offsets) {
+            if (o.errorCode !== 0) {
+              const code = errorCodeFromWire(o.errorCode);
+              throw new KmqError(code, `ListOffsets for ${topic}[${o.partition}] failed: ${code}`, { topic, partition: o.partition });
+            }
+            out.set(o.partition, o.offset);
+          }
+        }),
+      );
+    } catch (err) {
+      // The leader may have moved: look the route up again before the retry.
+      if (err instanceof KmqError && err.retriable) cluster.invalidate(topic);
+      throw err;
+    }
+    return out;
+  });
 }
 
 /** Committed offsets of `group` (for `partitions`, or all when empty); offset -1 = none. */

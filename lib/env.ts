@@ -9,6 +9,10 @@ export const EnvVar = {
   logLevel: 'KMQ_LOG_LEVEL',
   /** Broker data folder. */
   dataDir: 'KMQ_DATA_DIR',
+  /** Broker: the coordination store of its cluster (none | etcd). */
+  clusterStore: 'KMQ_CLUSTER_STORE',
+  /** Broker: comma-separated etcd URLs for the etcd cluster store. */
+  etcdEndpoints: 'KMQ_ETCD_ENDPOINTS',
   /** Broker listen port. */
   port: 'KMQ_PORT',
   /** Broker HTTP port for /metrics, /healthz and /readyz. */

@@ -14,6 +14,8 @@ export interface TopicOverrides {
   segmentMs?: number;
   maxMessageBytes?: number;
   cleanupPolicy?: 'delete' | 'compact';
+  /** In a cluster: acks=all produce needs at least this many in-sync replicas. */
+  minInSyncReplicas?: number;
 }
 
 /** What makes a topic a queue: its built-in shared group's settings. */

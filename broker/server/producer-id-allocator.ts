@@ -8,7 +8,7 @@ export class ProducerIdAllocator {
   private end = 0;
   private reserving: Promise<void> | undefined;
 
-  constructor(private readonly store: MetadataStore) {}
+  constructor(private readonly store: Pick<MetadataStore, 'reserveProducerIds'>) {}
 
   async next(): Promise<number> {
     while (this.nextId >= this.end) {

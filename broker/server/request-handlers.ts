@@ -5,6 +5,7 @@ import type { ApiSpec } from '../../protocol/apis.js';
 import { errorCodeToWire } from '../../protocol/error-codes.js';
 import { BATCH_LOG_OVERHEAD, batchRecordCount, batchTotalBytes } from '../../protocol/batch-header.js';
 import * as pb from '../../protocol/gen/kmq/broker/v1/broker.js';
+import type { ReplicaFetchRequest } from '../../protocol/gen/kmq/broker/v1/replication.js';
 import type { CompiledBrokerOptions } from '../options.js';
 import type { TopicManager, Topic } from '../topics/topic-manager.js';
 import type { TopicOverrides } from '../cluster/metadata-store.js';
@@ -14,8 +15,11 @@ import type { ProducerIdAllocator } from './producer-id-allocator.js';
 import type { ClientConnection, HandlerResult } from './client-connection.js';
 import type { QueueHandlers } from './queue-handlers.js';
 import type { IdempotencyHandlers } from './idempotency-handlers.js';
+import type { ClusterMember } from '../cluster/cluster-member.js';
 
 const MAX_FETCH_WAIT_MS = 30_000;
+/** The leader id metadata gives a partition without a leader (and the controller id without a controller). */
+const NO_LEADER = 0xffffffff;
 
 function ok<Res>(api: ApiSpec<unknown, Res>, res: Res, payload?: Buffer[]): HandlerResult {
   return payload === undefined ? { header: api.response.encode(res).finish() } : { header: api.response.encode(res).finish(), payload };
@@ -30,6 +34,7 @@ function overridesFrom(c: pb.TopicConfig | undefined): TopicOverrides {
   if (c.segmentBytes !== undefined) o.segmentBytes = c.segmentBytes;
   if (c.segmentMs !== undefined) o.segmentMs = c.segmentMs;
   if (c.maxMessageBytes !== undefined) o.maxMessageBytes = c.maxMessageBytes;
+  if (c.minInsyncReplicas !== undefined) o.minInSyncReplicas = c.minInsyncReplicas;
   if (c.cleanupPolicy !== undefined) {
     if (c.cleanupPolicy !== 'delete' && c.cleanupPolicy !== 'compact') {
       throw new KmqError(ErrorCode.InvalidConfig, `cleanup.policy must be delete or compact, got "${c.cleanupPolicy}"`);
@@ -57,6 +62,8 @@ export class RequestHandlers {
     private readonly clusterId: string,
     private readonly advertised: () => { host: string; port: number },
     private readonly idempotencyHandlers?: IdempotencyHandlers,
+    /** The cluster this broker belongs to; undefined for a single node (throws while joining). */
+    private readonly cluster: () => ClusterMember | undefined = () => undefined,
   ) {}
 
   dispatch = (apiKey: number, header: Buffer, payload: Buffer, conn: ClientConnection, correlationId: number): Promise<HandlerResult | null> | HandlerResult | null => {
@@ -97,6 +104,10 @@ export class RequestHandlers {
         return this.groups.resetOffsets(Apis.ResetOffsets.request.decode(header)).then((r) => ok(Apis.ResetOffsets, r));
       case ApiKey.DeleteGroup:
         return this.groups.deleteGroup(Apis.DeleteGroup.request.decode(header)).then((r) => ok(Apis.DeleteGroup, r));
+      case ApiKey.ReplicaFetch:
+        return this.replicaFetch(Apis.ReplicaFetch.request.decode(header), conn);
+      case ApiKey.EpochEndOffset:
+        return ok(Apis.EpochEndOffset, this.member('EpochEndOffset').replicas.epochEndOffset(Apis.EpochEndOffset.request.decode(header)));
       default: {
         // null is an answer (a stream answers later): only undefined passes the key on.
         const q = this.queueHandlers.dispatch(apiKey, header, payload, conn, correlationId);
@@ -122,7 +133,11 @@ export class RequestHandlers {
       return this.produceFailed(req, new KmqError(ErrorCode.UnknownPartition, `Topic "${topicName}" has no partition ${req.partition} (it has ${topic.partitions.length})`, { topic: topicName, partition: req.partition }));
     }
     const maxBytes = this.topics.effectiveConfig(topic.record).maxMessageBytes;
-    const appended = partition.append(payload, maxBytes).then((r) => {
+    const acksAll = req.acks === pb.Acks.ACKS_ALL;
+    // acks=all in a cluster: answered once every in-sync replica has the records.
+    const waitCommit = acksAll && partition.role.kind !== 'standalone';
+    const appended = partition.append(payload, maxBytes, acksAll).then(async (r) => {
+      if (waitCommit) await partition.waitForCommit(r.lastOffset, req.timeoutMs > 0 ? req.timeoutMs : 30_000);
       this.probe.produced(topicName, r.records, r.bytes, (performance.now() - started) / 1000);
       if (req.acks === pb.Acks.ACKS_NONE) return null;
       return ok(Apis.Produce, { errorCode: 0, errorMessage: '', baseOffset: r.baseOffset, lastOffset: r.lastOffset, logStartOffset: partition.logStartOffset, duplicate: r.duplicate });
@@ -169,7 +184,8 @@ export class RequestHandlers {
       results.push(r);
       try {
         const p = this.topics.partition(fp.topic, fp.partition);
-        r.highWatermark = p.logEndOffset;
+        p.checkLeader();
+        r.highWatermark = p.highWatermark;
         r.logStartOffset = p.logStartOffset;
         const budget = Math.min(fp.maxBytes > 0 ? fp.maxBytes : maxBytes, maxBytes - total);
         if (budget <= 0 && total > 0) continue;
@@ -217,13 +233,60 @@ export class RequestHandlers {
     const offsets = wanted.map((index): pb.PartitionOffset => {
       const p = topic.partitions[index];
       if (p === undefined) return { partition: index, errorCode: errorCodeToWire(ErrorCode.UnknownPartition), offset: -1, timestamp: -1 };
-      const offset = req.timestamp === -1 ? p.logEndOffset : req.timestamp === -2 ? p.logStartOffset : p.offsetForTimestamp(req.timestamp);
+      try {
+        p.checkLeader();
+      } catch (err) {
+        return { partition: index, errorCode: errorCodeToWire((err as KmqError).code), offset: -1, timestamp: -1 };
+      }
+      const hw = p.highWatermark;
+      const offset = req.timestamp === -1 ? hw : req.timestamp === -2 ? p.logStartOffset : Math.min(p.offsetForTimestamp(req.timestamp), hw);
       return { partition: index, errorCode: 0, offset, timestamp: req.timestamp };
     });
     return ok(Apis.ListOffsets, { errorCode: 0, errorMessage: '', offsets });
   }
 
+  private member(api: string): ClusterMember {
+    const m = this.cluster();
+    if (m === undefined) throw new KmqError(ErrorCode.InvalidRequest, `${api} is a cluster api; this broker runs as a single node`);
+    return m;
+  }
+
+  private async replicaFetch(req: ReplicaFetchRequest, conn: ClientConnection): Promise<HandlerResult> {
+    const chunks: Buffer[] = [];
+    const res = await this.member('ReplicaFetch').replicas.replicaFetch(req, chunks, () => conn.isClosed);
+    return ok(Apis.ReplicaFetch, res, chunks);
+  }
+
+  private clusterMetadata(req: pb.MetadataRequest, m: ClusterMember): HandlerResult {
+    const topicMeta = (t: Topic): pb.TopicMetadata => ({
+      name: t.record.name,
+      errorCode: 0,
+      errorMessage: '',
+      internal: t.record.internal,
+      partitions: t.partitions.map((p) => {
+        const s = m.partitionState(t.record.name, p.index);
+        // No leader: an id no broker has, so clients find no route and retry.
+        const leader = s === undefined || s.leader < 0 ? NO_LEADER : s.leader;
+        return { partition: p.index, leader, replicas: s?.replicas ?? [], isr: s?.isr ?? [], logStartOffset: p.logStartOffset, logEndOffset: p.highWatermark };
+      }),
+    });
+    // Internal topics are still per broker: not part of cluster metadata.
+    const visible = (name: string): boolean => this.topics.has(name) && (!this.topics.get(name).record.internal || m.partitionState(name, 0) !== undefined);
+    const topics =
+      req.topics.length === 0
+        ? this.topics.list(false, 'topic').map(topicMeta)
+        : req.topics.map((name) =>
+            visible(name)
+              ? topicMeta(this.topics.get(name))
+              : { name, errorCode: errorCodeToWire(ErrorCode.UnknownTopic), errorMessage: `Unknown topic "${name}"`, internal: false, partitions: [] },
+          );
+    const brokers = [...m.brokers().values()].map((b) => ({ id: b.id, host: b.host, port: b.port }));
+    return ok(Apis.Metadata, { brokers, topics, controllerId: m.controller.isController ? m.brokerId : (m.view.controller()?.brokerId ?? NO_LEADER), clusterId: this.clusterId });
+  }
+
   private metadata(req: pb.MetadataRequest): HandlerResult {
+    const m = this.cluster();
+    if (m !== undefined) return this.clusterMetadata(req, m);
     const nodeId = this.options.nodeId;
     const topicMeta = (t: Topic): pb.TopicMetadata => ({
       name: t.record.name,
@@ -247,6 +310,11 @@ export class RequestHandlers {
   private async createTopic(req: pb.CreateTopicRequest): Promise<HandlerResult> {
     if (req.ifNotExists && this.topics.has(req.name)) return ok(Apis.CreateTopic, { errorCode: 0, errorMessage: '' });
     const partitions = req.partitions === 0 ? this.options.defaultPartitions : req.partitions;
+    const m = this.cluster();
+    if (m !== undefined) {
+      await m.createTopic(req.name, partitions, req.replicationFactor, overridesFrom(req.config));
+      return ok(Apis.CreateTopic, { errorCode: 0, errorMessage: '' });
+    }
     await this.topics.create(req.name, partitions, req.replicationFactor === 0 ? 1 : req.replicationFactor, overridesFrom(req.config));
     return ok(Apis.CreateTopic, { errorCode: 0, errorMessage: '' });
   }
@@ -256,7 +324,9 @@ export class RequestHandlers {
     if (this.topics.get(req.name).record.queue !== undefined) {
       throw new KmqError(ErrorCode.InvalidTopic, `"${req.name}" is a queue: delete it with kmq queue delete`, { topic: req.name });
     }
-    await this.topics.delete(req.name);
+    const m = this.cluster();
+    if (m !== undefined) await m.deleteTopic(req.name);
+    else await this.topics.delete(req.name);
     return ok(Apis.DeleteTopic, { errorCode: 0, errorMessage: '' });
   }
 

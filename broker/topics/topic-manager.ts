@@ -88,8 +88,8 @@ export class TopicManager {
     return p;
   }
 
-  async create(name: string, partitions: number, replicationFactor: number, overrides: TopicOverrides, opts: { internal?: boolean; queue?: QueueSettings } = {}): Promise<Topic> {
-    const internal = opts.internal ?? false;
+  /** Checks a new topic's name, partition count and settings (not whether it exists). */
+  validateNew(name: string, partitions: number, overrides: TopicOverrides, internal = false): void {
     if (!TOPIC_NAME.test(name) || name === '.' || name === '..') {
       throw new KmqError(ErrorCode.InvalidTopic, `Invalid topic name "${name}": use 1-200 letters, digits, '.', '_' or '-'`, { topic: name });
     }
@@ -99,10 +99,15 @@ export class TopicManager {
     if (!Number.isInteger(partitions) || partitions < 1 || partitions > 10_000) {
       throw new KmqError(ErrorCode.InvalidPartitions, `Partitions must be between 1 and 10000, got ${partitions}`, { topic: name });
     }
+    validateOverrides(name, overrides);
+  }
+
+  async create(name: string, partitions: number, replicationFactor: number, overrides: TopicOverrides, opts: { internal?: boolean; queue?: QueueSettings } = {}): Promise<Topic> {
+    const internal = opts.internal ?? false;
+    this.validateNew(name, partitions, overrides, internal);
     if (replicationFactor !== 1) {
       throw new KmqError(ErrorCode.InvalidConfig, `Replication factor ${replicationFactor} is not possible on a single broker; use 1`, { topic: name });
     }
-    validateOverrides(name, overrides);
     if (this.topics.has(name) || this.pending.has(name)) {
       const kind = this.topics.get(name)?.record.queue !== undefined ? 'A queue' : 'A topic';
       throw new KmqError(ErrorCode.TopicExists, `${kind} named "${name}" already exists`, { topic: name });
@@ -122,9 +127,34 @@ export class TopicManager {
     }
   }
 
-  async delete(name: string): Promise<void> {
+  /**
+   * Holds a topic the cluster created (its record from the coordination store): opens
+   * it when new here, keeps it when this broker already has the same topic (same id),
+   * and replaces a different topic of that name (deleted and created again elsewhere).
+   */
+  async adopt(record: TopicRecord): Promise<Topic> {
+    const existing = this.topics.get(record.name);
+    if (existing !== undefined && existing.record.id === record.id) {
+      if (JSON.stringify(existing.record.config) !== JSON.stringify(record.config)) {
+        await this.store.putTopic(record);
+        const updated: Topic = { record, partitions: existing.partitions };
+        this.topics.set(record.name, updated);
+        for (const p of existing.partitions) p.log.updateConfig(this.logConfig(record));
+        return updated;
+      }
+      return existing;
+    }
+    if (existing !== undefined) await this.delete(record.name, true);
+    for (let i = 0; i < record.partitions; i++) fs.rmSync(this.partitionDir(record.name, i), { recursive: true, force: true });
+    await this.store.putTopic(record);
+    const topic = this.open(record);
+    this.logger.info({ topic: record.name, partitions: record.partitions, replicationFactor: record.replicationFactor }, 'Topic adopted from the cluster');
+    return topic;
+  }
+
+  async delete(name: string, evenInternal = false): Promise<void> {
     const topic = this.get(name);
-    if (topic.record.internal) throw new KmqError(ErrorCode.InvalidTopic, `Internal topic "${name}" cannot be deleted`, { topic: name });
+    if (topic.record.internal && !evenInternal) throw new KmqError(ErrorCode.InvalidTopic, `Internal topic "${name}" cannot be deleted`, { topic: name });
     this.deleting(topic);
     this.topics.delete(name);
     await this.store.deleteTopic(name);
@@ -239,6 +269,7 @@ function validateOverrides(topic: string, o: TopicOverrides): void {
   check('segment.bytes', o.segmentBytes, 1024);
   check('segment.ms', o.segmentMs, 1);
   check('max.message.bytes', o.maxMessageBytes, 64);
+  check('min.insync.replicas', o.minInSyncReplicas, 1);
   if (o.cleanupPolicy !== undefined && o.cleanupPolicy !== 'delete' && o.cleanupPolicy !== 'compact') {
     throw new KmqError(ErrorCode.InvalidConfig, `Topic "${topic}": cleanup.policy must be delete or compact, got "${String(o.cleanupPolicy)}"`, { topic });
   }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { runBroker } from '../../broker/main.js';
 import type { BrokerOptions } from '../../broker/main.js';
 import { intArg } from '../args.js';
+import { EnvVar, readEnv } from '../../lib/env.js';
 
 export interface BrokerFlags {
   data?: string;
@@ -20,6 +21,13 @@ export interface BrokerFlags {
   defaultPartitions?: string;
   dedupeWindowMs?: string;
   dedupeMaxKeys?: string;
+  clusterStore?: string;
+  etcdEndpoints?: string;
+  clusterName?: string;
+  brokerLeaseMs?: string;
+  replicaLagTimeMs?: string;
+  defaultReplicationFactor?: string;
+  minInsyncReplicas?: string;
 }
 
 export function addBrokerFlags(cmd: Command): Command {
@@ -39,7 +47,14 @@ export function addBrokerFlags(cmd: Command): Command {
     .option('--retention-check-ms <n>', 'how often retention runs')
     .option('--default-partitions <n>', 'partitions of a topic created without a count')
     .option('--dedupe-window-ms <n>', 'how long published idempotency keys are remembered (0 disables)')
-    .option('--dedupe-max-keys <n>', 'most idempotency keys remembered for publish dedupe');
+    .option('--dedupe-max-keys <n>', 'most idempotency keys remembered for publish dedupe')
+    .option('--cluster-store <store>', 'coordination store that makes brokers a cluster: none | etcd (env KMQ_CLUSTER_STORE)')
+    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs for --cluster-store etcd (env KMQ_ETCD_ENDPOINTS)')
+    .option('--cluster-name <name>', 'cluster name: its keys live under /kmq/<name>/ in the store')
+    .option('--broker-lease-ms <n>', "broker lease TTL: a dead broker's partitions move after about this long")
+    .option('--replica-lag-time-ms <n>', 'a follower behind its leader for this long leaves the in-sync set')
+    .option('--default-replication-factor <n>', 'replication factor of topics created without one (0: min(3, brokers))')
+    .option('--min-insync-replicas <n>', 'in-sync replicas acks=all needs (capped at the replication factor)');
 }
 
 export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
@@ -60,6 +75,15 @@ export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
   if (f.defaultPartitions !== undefined) o.defaultPartitions = intArg('--default-partitions', f.defaultPartitions);
   if (f.dedupeWindowMs !== undefined) o.dedupeWindowMs = intArg('--dedupe-window-ms', f.dedupeWindowMs);
   if (f.dedupeMaxKeys !== undefined) o.dedupeMaxKeys = intArg('--dedupe-max-keys', f.dedupeMaxKeys);
+  const store = f.clusterStore ?? readEnv(EnvVar.clusterStore);
+  if (store !== undefined) o.clusterStore = store as BrokerOptions['clusterStore'];
+  const endpoints = f.etcdEndpoints ?? readEnv(EnvVar.etcdEndpoints);
+  if (endpoints !== undefined) o.etcdEndpoints = endpoints.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  if (f.clusterName !== undefined) o.clusterName = f.clusterName;
+  if (f.brokerLeaseMs !== undefined) o.brokerLeaseMs = intArg('--broker-lease-ms', f.brokerLeaseMs);
+  if (f.replicaLagTimeMs !== undefined) o.replicaLagTimeMs = intArg('--replica-lag-time-ms', f.replicaLagTimeMs);
+  if (f.defaultReplicationFactor !== undefined) o.defaultReplicationFactor = intArg('--default-replication-factor', f.defaultReplicationFactor);
+  if (f.minInsyncReplicas !== undefined) o.minInSyncReplicas = intArg('--min-insync-replicas', f.minInsyncReplicas);
   return o;
 }
 

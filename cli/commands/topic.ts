@@ -12,8 +12,13 @@ interface CreateFlags extends CommonFlags {
   segmentBytes?: string;
   maxMessageBytes?: string;
   cleanupPolicy?: string;
+  minInsyncReplicas?: string;
+  replicationFactor?: string;
   ifNotExists?: boolean;
 }
+
+/** The leader id metadata gives a partition without a leader. */
+const NO_LEADER = 0xffffffff;
 
 function configFrom(f: CreateFlags): TopicConfig {
   const c: TopicConfig = {};
@@ -21,6 +26,7 @@ function configFrom(f: CreateFlags): TopicConfig {
   if (f.retentionBytes !== undefined) c.retentionBytes = intArg('--retention-bytes', f.retentionBytes, -1);
   if (f.segmentBytes !== undefined) c.segmentBytes = intArg('--segment-bytes', f.segmentBytes, 1);
   if (f.maxMessageBytes !== undefined) c.maxMessageBytes = intArg('--max-message-bytes', f.maxMessageBytes, 1);
+  if (f.minInsyncReplicas !== undefined) c.minInsyncReplicas = intArg('--min-insync-replicas', f.minInsyncReplicas, 1);
   if (f.cleanupPolicy !== undefined) {
     if (f.cleanupPolicy !== 'delete' && f.cleanupPolicy !== 'compact') throw new CliError(`--cleanup-policy must be delete or compact, got "${f.cleanupPolicy}"`);
     c.cleanupPolicy = f.cleanupPolicy;
@@ -34,7 +40,8 @@ function configFlags(cmd: Command): Command {
     .option('--retention-bytes <bytes>', 'per-partition size limit (-1 unlimited)')
     .option('--segment-bytes <bytes>', 'segment file size')
     .option('--max-message-bytes <bytes>', 'largest record batch accepted')
-    .option('--cleanup-policy <policy>', 'delete | compact');
+    .option('--cleanup-policy <policy>', 'delete | compact')
+    .option('--min-insync-replicas <n>', 'in a cluster: in-sync replicas acks=all needs');
 }
 
 export function registerTopicCommands(program: Command): void {
@@ -42,10 +49,14 @@ export function registerTopicCommands(program: Command): void {
 
   configFlags(withBroker(topic.command('create <name>').description('create a topic')))
     .option('--partitions <n>', 'number of partitions', '1')
+    .option('--replication-factor <n>', 'copies of each partition in a cluster (default: the broker\'s, min(3, brokers))')
     .option('--if-not-exists', 'succeed when the topic exists already')
     .action(async (name: string, f: CreateFlags) => {
       const partitions = intArg('--partitions', f.partitions, 1);
-      await withClient(f, (c) => c.admin().createTopic(name, { partitions, config: configFrom(f), ifNotExists: f.ifNotExists === true }));
+      const replicationFactor = f.replicationFactor === undefined ? undefined : intArg('--replication-factor', f.replicationFactor, 1);
+      await withClient(f, (c) =>
+        c.admin().createTopic(name, { partitions, config: configFrom(f), ifNotExists: f.ifNotExists === true, ...(replicationFactor === undefined ? {} : { replicationFactor }) }),
+      );
       process.stdout.write(`Created topic ${name} with ${partitions} partition${partitions === 1 ? '' : 's'}\n`);
     });
 
@@ -79,8 +90,8 @@ export function registerTopicCommands(program: Command): void {
         `  retention.ms=${cfg.retentionMs} retention.bytes=${cfg.retentionBytes} segment.bytes=${cfg.segmentBytes} max.message.bytes=${cfg.maxMessageBytes} cleanup.policy=${cfg.cleanupPolicy}\n`,
     );
     printTable(
-      ['PARTITION', 'LEADER', 'START', 'END', 'RECORDS'],
-      d.topic.partitions.map((p) => [p.partition, p.leader, p.logStartOffset, p.logEndOffset, p.logEndOffset - p.logStartOffset]),
+      ['PARTITION', 'LEADER', 'REPLICAS', 'ISR', 'START', 'END', 'RECORDS'],
+      d.topic.partitions.map((p) => [p.partition, p.leader === NO_LEADER ? 'none' : p.leader, p.replicas.join(','), p.isr.join(','), p.logStartOffset, p.logEndOffset, p.logEndOffset - p.logStartOffset]),
     );
   });
 

@@ -163,7 +163,11 @@ export interface TopicConfig {
     | number
     | undefined;
   /** "delete" | "compact" */
-  cleanupPolicy?: string | undefined;
+  cleanupPolicy?:
+    | string
+    | undefined;
+  /** in a cluster: acks=all needs this many in-sync replicas */
+  minInsyncReplicas?: number | undefined;
 }
 
 export interface CreateTopicRequest {
@@ -1652,6 +1656,7 @@ function createBaseTopicConfig(): TopicConfig {
     segmentMs: undefined,
     maxMessageBytes: undefined,
     cleanupPolicy: undefined,
+    minInsyncReplicas: undefined,
   };
 }
 
@@ -1674,6 +1679,9 @@ export const TopicConfig: MessageFns<TopicConfig> = {
     }
     if (message.cleanupPolicy !== undefined) {
       writer.uint32(50).string(message.cleanupPolicy);
+    }
+    if (message.minInsyncReplicas !== undefined) {
+      writer.uint32(56).uint32(message.minInsyncReplicas);
     }
     return writer;
   },
@@ -1737,6 +1745,14 @@ export const TopicConfig: MessageFns<TopicConfig> = {
             }
 
             message.cleanupPolicy = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.minInsyncReplicas = reader.uint32();
             continue;
           }
         }

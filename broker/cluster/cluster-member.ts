@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import { ErrorCode, KmqError, toKmqError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import type { CompiledBrokerOptions } from '../options.js';
+import type { Topic, TopicManager } from '../topics/topic-manager.js';
+import type { TopicOverrides, TopicRecord } from './metadata-store.js';
+import { ReplicaManager } from '../partition/replica-manager.js';
+import { BrokerRegistry } from './broker-registry.js';
+import { ClusterView } from './cluster-view.js';
+import { Controller } from './controller.js';
+import { createClusterTopic, deleteClusterTopic } from './cluster-topics.js';
+import { updateIsr } from './partition-leadership.js';
+import type { BrokerRegistration, ClusterTopic, PartitionState } from './cluster-metadata.js';
+import type { CoordinationStore } from './coordination-store.js';
+
+/** How long a topic change made here may take to reach this broker's view before the request fails, ms. */
+const VIEW_WAIT_MS = 15_000;
+const PRODUCER_IDS_KEY = 'producer-ids';
+
+/** Where this broker serves, as it registers itself. */
+export interface Advertised {
+  host: string;
+  port: number;
+  httpPort: number;
+}
+
+/**
+ * A broker's membership in a cluster: it registers itself (lease), keeps the
+ * cluster view, runs for controller, and turns every topic's stored state into
+ * local partitions with their replication roles (ReplicaManager). Topic
+ * creation and deletion go through the store, so every broker learns of them
+ * the same way. Consumer groups, queues and other internal state are still
+ * kept per broker (not replicated yet).
+ */
+export class ClusterMember {
+  private readonly chains = new Map<string, Promise<void>>();
+  private stopped = false;
+
+  private constructor(
+    private readonly options: CompiledBrokerOptions,
+    private readonly store: CoordinationStore,
+    private readonly topics: TopicManager,
+    private readonly registry: BrokerRegistry,
+    readonly view: ClusterView,
+    readonly controller: Controller,
+    readonly replicas: ReplicaManager,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(options: CompiledBrokerOptions, store: CoordinationStore, topics: TopicManager, advertised: Advertised, logger: Logger): Promise<ClusterMember> {
+    const log = logger.child({ component: 'cluster' });
+    const registry = new BrokerRegistry({ store, leaseTtlMs: options.brokerLeaseMs, logger: log });
+    const view = new ClusterView({ store, registry, logger: log });
+    const replicas = new ReplicaManager({
+      brokerId: options.nodeId,
+      cluster: {
+        brokerAddress: (id) => {
+          const b = view.live().get(id);
+          return b === undefined ? undefined : { host: b.host, port: b.port };
+        },
+        updateIsr: async (topic, partition, leaderEpoch, isr) => {
+          const r = await updateIsr(store, topic, partition, { leader: options.nodeId, leaderEpoch }, isr);
+          return r.ok ? 'ok' : 'fenced';
+        },
+      },
+      partition: (topic, index) => (topics.has(topic) ? topics.get(topic).partitions[index] : undefined),
+      replicaLagTimeMs: options.replicaLagTimeMs,
+      fetchMaxWaitMs: 500,
+      fetchMaxBytes: 8 * 1024 * 1024,
+      logger: log,
+    });
+    const controller = new Controller({ store, registry, view, brokerId: options.nodeId, logger: log });
+    const member = new ClusterMember(options, store, topics, registry, view, controller, replicas, log);
+    view.on('topicChanged', (name, topic) => member.enqueue(name, topic));
+    await view.start();
+    // Topics this broker holds that the cluster no longer has were deleted while it was away.
+    for (const t of topics.list(false)) {
+      if (view.topic(t.record.name) === undefined) member.enqueue(t.record.name, undefined);
+    }
+    for (const [name, t] of view.topics()) member.enqueue(name, t.value);
+    await Promise.all([...member.chains.values()]);
+    const registration: BrokerRegistration = { id: options.nodeId, host: advertised.host, port: advertised.port, httpPort: advertised.httpPort, incarnation: randomUUID() };
+    await registry.register(registration);
+    await controller.start();
+    log.info({ brokerId: options.nodeId, brokers: [...view.live().keys()], topics: view.topics().size }, 'Joined the cluster');
+    return member;
+  }
+
+  get brokerId(): number {
+    return this.options.nodeId;
+  }
+
+  /** Live brokers, by id. */
+  brokers(): Map<number, BrokerRegistration> {
+    return this.view.live();
+  }
+
+  partitionState(topic: string, index: number): PartitionState | undefined {
+    return this.view.partitionState(topic, index);
+  }
+
+  /** Creates a topic in the cluster and waits until this broker holds it. */
+  async createTopic(name: string, partitions: number, replicationFactor: number, config: TopicOverrides): Promise<void> {
+    this.topics.validateNew(name, partitions, config);
+    const live = [...this.view.live().keys()];
+    const rf = replicationFactor > 0 ? replicationFactor : this.options.defaultReplicationFactor > 0 ? this.options.defaultReplicationFactor : Math.min(3, live.length);
+    const record: TopicRecord = { name, id: randomUUID(), partitions, replicationFactor: rf, config, internal: false, createdAt: Date.now() };
+    await createClusterTopic(this.store, record, live);
+    await this.untilView(`topic "${name}" to appear`, () => this.topics.has(name) && this.topics.get(name).record.id === record.id);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    const t = this.topics.get(name);
+    if (t.record.internal) throw new KmqError(ErrorCode.InvalidTopic, `Internal topic "${name}" cannot be deleted`, { topic: name });
+    await deleteClusterTopic(this.store, name);
+    await this.untilView(`topic "${name}" to go`, () => !this.topics.has(name));
+  }
+
+  /** Reserves a block of producer ids no broker of the cluster hands out again. */
+  async reserveProducerIds(count: number): Promise<number> {
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const cur = await this.store.get(PRODUCER_IDS_KEY);
+      const first = cur === undefined ? 0 : Number(cur.value);
+      const r = await this.store.put(PRODUCER_IDS_KEY, String(first + count), { ifVersion: cur === undefined ? 'absent' : cur.version });
+      if (r.ok) return first;
+    }
+    throw new KmqError(ErrorCode.RequestTimedOut, 'Could not reserve producer ids: too many concurrent reservations');
+  }
+
+  /** The acks=all threshold of a topic: its setting or the broker's, capped at its replication factor. */
+  minInSync(record: TopicRecord): number {
+    return Math.min(record.config.minInSyncReplicas ?? this.options.minInSyncReplicas, record.replicationFactor);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.controller.stop().catch(() => undefined);
+    await this.replicas.stop();
+    await this.view.stop().catch(() => undefined);
+    await this.registry.deregister().catch(() => undefined);
+  }
+
+  /** Applies topic changes one at a time per topic, in the order the view saw them. */
+  private enqueue(name: string, topic: ClusterTopic | undefined): void {
+    const prev = this.chains.get(name) ?? Promise.resolve();
+    const next = prev
+      .then(() => (this.stopped ? undefined : this.apply(name, topic)))
+      .catch((err: unknown) => this.logger.error({ topic: name, err: toKmqError(err).message }, 'Applying a topic change failed'));
+    this.chains.set(name, next);
+    void next.finally(() => {
+      if (this.chains.get(name) === next) this.chains.delete(name);
+    });
+  }
+
+  private async apply(name: string, ct: ClusterTopic | undefined): Promise<void> {
+    if (ct === undefined) {
+      if (!this.topics.has(name) || this.topics.get(name).record.internal) return;
+      for (const p of this.topics.get(name).partitions) this.replicas.forget(p);
+      await this.topics.delete(name);
+      return;
+    }
+    const held = this.topics.has(name) ? this.topics.get(name) : undefined;
+    if (held !== undefined && held.record.id !== ct.topic.id) for (const p of held.partitions) this.replicas.forget(p);
+    const topic: Topic = await this.topics.adopt(ct.topic);
+    const minIsr = this.minInSync(ct.topic);
+    for (let i = 0; i < topic.partitions.length; i++) {
+      const state = ct.partitions[i];
+      if (state !== undefined) this.replicas.applyState(topic.partitions[i]!, state, minIsr);
+    }
+  }
+
+  private async untilView(what: string, check: () => boolean): Promise<void> {
+    const deadline = Date.now() + VIEW_WAIT_MS;
+    while (!check()) {
+      if (Date.now() > deadline) throw new KmqError(ErrorCode.RequestTimedOut, `Timed out waiting for ${what} in this broker's cluster view`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await Promise.all([...this.chains.values()]);
+  }
+}
