@@ -4,6 +4,7 @@ import { KmqError } from '../lib/errors.js';
 import { registerBrokerCommands } from './commands/broker.js';
 import { registerDevCommand } from './commands/dev.js';
 import { registerTopicCommands } from './commands/topic.js';
+import { registerClusterCommands } from './commands/cluster.js';
 import { registerProduceCommand } from './commands/produce.js';
 import { registerConsumeCommand } from './commands/consume.js';
 import { registerGroupCommands } from './commands/group.js';
@@ -26,6 +27,7 @@ program
 registerBrokerCommands(program);
 registerDevCommand(program);
 registerTopicCommands(program);
+registerClusterCommands(program);
 registerProduceCommand(program);
 registerConsumeCommand(program);
 registerGroupCommands(program);

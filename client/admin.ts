@@ -7,6 +7,7 @@ import type {
   DescribeGroupResponse,
   GroupSummary,
   TopicConfig,
+  MetadataResponse,
   TopicMetadata,
 } from '../protocol/gen/kmq/broker/v1/broker.js';
 import type { Cluster } from './cluster.js';
@@ -97,6 +98,11 @@ export class Admin {
     throwIfWireError(res.header.errorCode, res.header.errorMessage, { topic: name });
     const topic = res.header.topic ?? { name, errorCode: 0, errorMessage: '', partitions: [], internal: false };
     return { topic, config: res.header.config, sizeBytes: res.header.sizeBytes };
+  }
+
+  /** Brokers, controller and every topic's partitions with leader, replicas and in-sync set, as the broker asked sees them. */
+  async describeCluster(): Promise<MetadataResponse> {
+    return this.cluster.metadata([], false);
   }
 
   /** Topics with their partitions (leaders, replicas, offsets). */

@@ -1,0 +1,226 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { KmqClient } from '../../client/index.js';
+import { ErrorCode, KmqError } from '../../lib/errors.js';
+import { TestCluster } from '../utils/test-cluster.js';
+import { check, readAll } from './checker.js';
+import { ProduceWorkload } from './workload.js';
+
+/**
+ * Fault tests of a 3-broker cluster on a real etcd: an idempotent acks=all
+ * producer runs while a nemesis kills (-9) or freezes (SIGSTOP) brokers; then
+ * every acknowledged record must be in the log exactly once, in send order per
+ * partition. KMQ_FAULT_SECONDS makes the runs longer (a long mode for minutes).
+ */
+const RUN_SECONDS = Number(process.env.KMQ_FAULT_SECONDS ?? 12);
+const NO_LEADER = 0xffffffff;
+const TEST_TIMEOUT_MS = 120_000 + RUN_SECONDS * 2000;
+
+let cluster: TestCluster | undefined;
+const clients: KmqClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+function client(c: TestCluster): KmqClient {
+  // Enough retries to ride out a failover (about the broker lease TTL).
+  const k = new KmqClient({ brokers: c.bootstrap(), requestTimeoutMs: 10_000, retry: { retries: 60, initialMs: 50, maxMs: 500 } });
+  clients.push(k);
+  return k;
+}
+
+async function leaderOf(k: KmqClient, topic: string, partition: number): Promise<{ leader: number; isr: number[] }> {
+  const d = await k.admin().describeTopic(topic);
+  const p = d.topic.partitions.find((x) => x.partition === partition)!;
+  return { leader: p.leader, isr: p.isr };
+}
+
+async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last === undefined ? '' : ` (last error: ${String(last)})`}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function report(name: string, r: ReturnType<typeof check>, extra: Record<string, unknown> = {}): void {
+  process.stdout.write(
+    `${name}: acked ${r.acked}, read ${r.read}, failed sends ${r.failedSends}, lost ${r.lost.length}, moved ${r.moved.length}, duplicated ${r.duplicated.length}, unexpected ${r.unexpected.length}, out-of-order partitions ${r.outOfOrder.length} ${JSON.stringify(extra)}\n`,
+  );
+}
+
+describe('cluster under faults', () => {
+  it('kill -9 of the partition leader every few seconds: a new leader serves within 10 s and no acknowledged record is lost', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createTopic('faults', { partitions: 4, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const work = new ProduceWorkload(k, 'faults');
+    work.start();
+    const failovers: number[] = [];
+    const deadline = Date.now() + RUN_SECONDS * 1000;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1500));
+      const { leader } = await until('partition 0 has a leader', 20_000, async () => {
+        const l = await leaderOf(k, 'faults', 0);
+        return l.leader !== NO_LEADER ? l : undefined;
+      });
+      const killedAt = Date.now();
+      await c.kill(leader);
+      // Served again: another broker leads and takes an acks=all write.
+      await until('a new leader of partition 0', 10_000, async () => {
+        const l = await leaderOf(k, 'faults', 0);
+        return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+      });
+      const probe = k.producer({ acks: 'all' });
+      await probe.send('faults', [{ key: 'probe', value: 'probe' }]).finally(() => probe.close());
+      failovers.push(Date.now() - killedAt);
+      await c.restart(leader);
+    }
+    await work.stop();
+    // Everyone back in sync, then read what the cluster has.
+    await until('every partition fully in sync', 30_000, async () => {
+      const d = await k.admin().describeTopic('faults');
+      return d.topic.partitions.every((p) => p.isr.length === 3) ? true : undefined;
+    });
+    const log = (await readAll(k, 'faults')).filter((r) => r.value !== 'probe');
+    const r = check(work.acked, work.sent, work.failedSends, log);
+    report('leader kill', r, { failoversMs: failovers, errors: Object.fromEntries(work.errors) });
+    expect(failovers.length).toBeGreaterThan(0);
+    for (const ms of failovers) expect(ms).toBeLessThan(10_000);
+    expect(r.acked).toBeGreaterThan(100);
+    expect(r.lost).toEqual([]);
+    expect(r.moved).toEqual([]);
+    expect(r.duplicated).toEqual([]);
+    expect(r.unexpected).toEqual([]);
+    expect(r.outOfOrder).toEqual([]);
+  }, TEST_TIMEOUT_MS);
+
+  it('followers frozen, then the leader killed: the records only the leader had were never acknowledged', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createTopic('lagging', { partitions: 1, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const work = new ProduceWorkload(k, 'lagging');
+    work.start();
+    const rounds = Math.max(2, Math.floor(RUN_SECONDS / 6));
+    for (let round = 0; round < rounds; round++) {
+      await new Promise((r) => setTimeout(r, 1500));
+      const { leader } = await until('partition 0 has a leader', 20_000, async () => {
+        const l = await leaderOf(k, 'lagging', 0);
+        return l.leader !== NO_LEADER ? l : undefined;
+      });
+      const followers = c.ids.filter((id) => id !== leader && c.isRunning(id));
+      // Followers stop copying (shorter than the lag time: they stay in sync on paper) while the leader keeps taking writes.
+      for (const f of followers) c.pause(f);
+      await new Promise((r) => setTimeout(r, 800));
+      await c.kill(leader);
+      for (const f of followers) c.resume(f);
+      await until('a new leader', 15_000, async () => {
+        const l = await leaderOf(k, 'lagging', 0);
+        return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+      });
+      await c.restart(leader);
+    }
+    await work.stop();
+    await until('every partition fully in sync', 30_000, async () => {
+      const d = await k.admin().describeTopic('lagging');
+      return d.topic.partitions.every((p) => p.isr.length === 3) ? true : undefined;
+    });
+    const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'lagging'));
+    report('frozen followers, leader killed', r, { errors: Object.fromEntries(work.errors) });
+    expect(r.acked).toBeGreaterThan(100);
+    expect(r.lost).toEqual([]);
+    expect(r.moved).toEqual([]);
+    expect(r.duplicated).toEqual([]);
+    expect(r.unexpected).toEqual([]);
+    expect(r.outOfOrder).toEqual([]);
+  }, TEST_TIMEOUT_MS);
+
+  it('SIGSTOP of the leader past its lease: a new leader takes over, the frozen one is fenced when it wakes, nothing acknowledged is lost', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createTopic('frozen', { partitions: 2, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const work = new ProduceWorkload(k, 'frozen');
+    work.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    const { leader } = await leaderOf(k, 'frozen', 0);
+    c.pause(leader);
+    await until('a new leader of partition 0', 15_000, async () => {
+      const l = await leaderOf(k, 'frozen', 0);
+      return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    c.resume(leader);
+    await new Promise((r) => setTimeout(r, Math.max(3000, (RUN_SECONDS - 6) * 1000)));
+    await work.stop();
+    await until('every partition fully in sync', 30_000, async () => {
+      const d = await k.admin().describeTopic('frozen');
+      return d.topic.partitions.every((p) => p.isr.length === 3) ? true : undefined;
+    });
+    const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'frozen'));
+    report('leader pause', r, { errors: Object.fromEntries(work.errors) });
+    expect(r.acked).toBeGreaterThan(100);
+    expect(r.lost).toEqual([]);
+    expect(r.moved).toEqual([]);
+    expect(r.duplicated).toEqual([]);
+    expect(r.unexpected).toEqual([]);
+    expect(r.outOfOrder).toEqual([]);
+  }, TEST_TIMEOUT_MS);
+
+  it('refuses acks=all below min.insync.replicas and never elects a leader from outside the in-sync set', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createTopic('isr', { partitions: 1, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const producer = k.producer({ acks: 'all' });
+    await producer.send('isr', [{ value: 'a' }, { value: 'b' }]);
+    await producer.close();
+    const { leader } = await leaderOf(k, 'isr', 0);
+    const followers = c.ids.filter((id) => id !== leader);
+    for (const f of followers) await c.kill(f);
+    await until('the in-sync set shrinks to the leader', 15_000, async () => {
+      const l = await leaderOf(k, 'isr', 0);
+      return l.isr.length === 1 ? l : undefined;
+    });
+    const lone = new KmqClient({ brokers: c.bootstrap(), retry: { retries: 0 } });
+    clients.push(lone);
+    const refused = await lone
+      .producer({ acks: 'all', retries: 0 })
+      .send('isr', [{ value: 'refused' }])
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(refused).toBeInstanceOf(KmqError);
+    expect((refused as KmqError).code).toBe(ErrorCode.NotEnoughReplicas);
+    // acks=leader is still taken: it asks for one copy.
+    await lone.producer({ acks: 'leader' }).send('isr', [{ value: 'c' }]);
+
+    // The leader dies too; a follower that fell out of the in-sync set comes back: it must not lead.
+    await c.kill(leader);
+    await c.restart(followers[0]!);
+    const k2 = client(c);
+    await new Promise((r) => setTimeout(r, 5000));
+    const meanwhile = await leaderOf(k2, 'isr', 0);
+    expect(meanwhile.leader).toBe(NO_LEADER);
+    expect(meanwhile.isr).toEqual([leader]);
+    // The in-sync member returns: it leads again, with every record it acknowledged.
+    await c.restart(leader);
+    await until('the old leader leads again', 20_000, async () => {
+      const l = await leaderOf(k2, 'isr', 0);
+      return l.leader === leader ? l : undefined;
+    });
+    const log = await readAll(k2, 'isr');
+    expect(log.map((r) => r.value)).toEqual(['a', 'b', 'c']);
+  }, TEST_TIMEOUT_MS);
+});
