@@ -25,14 +25,19 @@ interface Node {
 }
 
 let etcd: EtcdProcess;
-const prefix = `/kmq/${randomUUID()}/`;
 const nodes = new Set<Node>();
 
-async function startNode(id: number): Promise<Node> {
+/** Timings of a test cluster; undefined: the defaults. */
+interface Timings {
+  leaseTtlMs?: number;
+  retryBackoff?: typeof backoff;
+}
+
+async function startNode(prefix: string, id: number, timings: Timings = { leaseTtlMs: LEASE_TTL_MS, retryBackoff: backoff }): Promise<Node> {
   const store = new EtcdCoordinationStore({ endpoints: [etcd.clientUrl], prefix, callTimeoutMs: 2000 });
-  const registry = new BrokerRegistry({ store, leaseTtlMs: LEASE_TTL_MS, retryBackoff: backoff });
-  const view = new ClusterView({ store, registry, retryBackoff: backoff });
-  const controller = new Controller({ store, registry, view, brokerId: id, retryBackoff: backoff });
+  const registry = new BrokerRegistry({ store, leaseTtlMs: timings.leaseTtlMs, retryBackoff: timings.retryBackoff });
+  const view = new ClusterView({ store, registry, retryBackoff: timings.retryBackoff });
+  const controller = new Controller({ store, registry, view, brokerId: id, retryBackoff: timings.retryBackoff });
   const node = { id, store, registry, view, controller };
   nodes.add(node);
   await registry.register({ id, host: '127.0.0.1', port: 9000 + id, httpPort: -1, incarnation: randomUUID() });
@@ -87,11 +92,12 @@ afterAll(async () => {
 
 describe('cluster control plane on etcd', () => {
   it('elects a controller, fails partitions over from a killed broker, recovers leaderless ones on its return, and survives the controller dying', async () => {
+    const prefix = `/kmq/${randomUUID()}/`;
     // Broker 1 first, so it is the controller and broker 2's death is a plain broker's.
-    const n1 = await startNode(1);
+    const n1 = await startNode(prefix, 1);
     await waitFor('broker 1 is controller', 10_000, () => n1.controller.isController || undefined);
-    let n2 = await startNode(2);
-    const n3 = await startNode(3);
+    let n2 = await startNode(prefix, 2);
+    const n3 = await startNode(prefix, 3);
     await waitFor('every view sees 3 brokers', 10_000, () => [n1, n2, n3].every((n) => n.view.live().size === 3) || undefined);
     expect(controllers()).toEqual([n1]);
     const firstEpoch = n1.controller.epoch!;
@@ -129,7 +135,7 @@ describe('cluster control plane on etcd', () => {
     });
 
     // Broker 2 comes back (a new process): its leaderless partition gets it as leader again.
-    n2 = await startNode(2);
+    n2 = await startNode(prefix, 2);
     const recovered = await waitFor('the leaderless partition recovers', 10_000, async () => {
       const p = (await partitions(n1))[solo]!;
       return p.leader === 2 ? p : undefined;
@@ -160,5 +166,30 @@ describe('cluster control plane on etcd', () => {
       }
     });
     for (const n of [n2, n3]) await waitFor('views agree on the controller', 5000, () => (n.view.controller()?.brokerId === survivor.id ? true : undefined));
+  });
+
+  it("with the default timings, gives a killed leader's partition a new leader within 10 s", async () => {
+    const prefix = `/kmq/${randomUUID()}/`;
+    const defaults: Timings = {};
+    const n1 = await startNode(prefix, 1, defaults);
+    await waitFor('broker 1 is controller', 10_000, () => n1.controller.isController || undefined);
+    const n2 = await startNode(prefix, 2, defaults);
+    await startNode(prefix, 3, defaults);
+    await waitFor('the controller sees 3 brokers', 10_000, () => (n1.view.live().size === 3 ? true : undefined));
+    const created = await createClusterTopic(
+      n1.store,
+      { name: 'orders', id: randomUUID(), partitions: 3, replicationFactor: 3, config: {}, internal: false, createdAt: Date.now() },
+      n1.view.live().keys(),
+    );
+    const led = created.value.partitions.findIndex((p) => p.leader === 2);
+    await killNode(n2);
+    const failover = await waitFor('a new leader', 10_000, async () => {
+      const p = (await partitions(n1))[led]!;
+      return p.leader !== 2 ? p : undefined;
+    });
+    console.log(`default timings: broker 2 killed, partition ${led} led by broker ${failover.value.leader} after ${failover.ms} ms`);
+    expect(created.value.partitions[led]!.isr).toContain(failover.value.leader);
+    expect(failover.value.leaderEpoch).toBe(1);
+    expect(failover.ms).toBeLessThan(10_000);
   });
 });
