@@ -185,7 +185,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
 
   /** Tries until this broker is controller, someone else is, or this broker is not registered. */
   private async campaignOnce(): Promise<void> {
-    for (let attempt = 0; !this.stopped && this.term === undefined; attempt++) {
+    for (let attempt = 0; !this.stopped && !this.isController; attempt++) {
+      // A term whose lease ended without being reported lost (revoked, released) is over too.
+      this.depose('lease ended');
       const lease = this.registry.lease;
       if (lease === undefined) return; // Campaigns again once registered.
       try {
