@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerRegistry } from '../../broker/cluster/broker-registry.js';
 import type { PartitionState } from '../../broker/cluster/cluster-metadata.js';
 import { createClusterTopic } from '../../broker/cluster/cluster-topics.js';
@@ -72,8 +72,9 @@ async function waitFor<T>(what: string, timeoutMs: number, check: () => T | unde
   }
 }
 
-function controllers(): Node[] {
-  return [...nodes].filter((n) => n.controller.isController);
+/** The ids of the brokers acting as controller among `ns`. */
+function controllers(ns: Iterable<Node>): number[] {
+  return [...ns].filter((n) => n.controller.isController).map((n) => n.id);
 }
 
 async function partitions(node: Node): Promise<PartitionState[]> {
@@ -85,8 +86,11 @@ beforeAll(async () => {
   etcd = await EtcdProcess.start();
 });
 
-afterAll(async () => {
+afterEach(async () => {
   for (const n of [...nodes]) await stopNode(n);
+});
+
+afterAll(async () => {
   await etcd?.stop();
 });
 
@@ -99,7 +103,7 @@ describe('cluster control plane on etcd', () => {
     let n2 = await startNode(prefix, 2);
     const n3 = await startNode(prefix, 3);
     await waitFor('every view sees 3 brokers', 10_000, () => [n1, n2, n3].every((n) => n.view.live().size === 3) || undefined);
-    expect(controllers()).toEqual([n1]);
+    expect(controllers(nodes)).toEqual([1]);
     const firstEpoch = n1.controller.epoch!;
 
     const created = await createClusterTopic(
@@ -145,9 +149,9 @@ describe('cluster control plane on etcd', () => {
 
     // kill -9 the controller (broker 1): another broker takes over and moves broker 1's partition.
     await killNode(n1);
-    const handover = await waitFor('a new controller', FAILOVER_DEADLINE_MS, () => controllers()[0]);
+    const handover = await waitFor('a new controller', FAILOVER_DEADLINE_MS, () => [n2, n3].find((n) => n.controller.isController));
     console.log(`controller killed: broker ${handover.value.id} took over after ${handover.ms} ms`);
-    expect(controllers()).toHaveLength(1);
+    expect(controllers([n2, n3])).toEqual([handover.value.id]);
     expect(handover.value.controller.epoch!).toBeGreaterThan(firstEpoch);
     const survivor = handover.value;
     const reconciled = await waitFor('broker 1 out of every partition', 5000, async () => {
@@ -191,5 +195,43 @@ describe('cluster control plane on etcd', () => {
     expect(created.value.partitions[led]!.isr).toContain(failover.value.leader);
     expect(failover.value.leaderEpoch).toBe(1);
     expect(failover.ms).toBeLessThan(10_000);
+  });
+
+  // Last: it kills the shared etcd.
+  it('stops acting when etcd is gone for a lease TTL, and registers and elects again once it is back', async () => {
+    const prefix = `/kmq/${randomUUID()}/`;
+    const ns = [await startNode(prefix, 1), await startNode(prefix, 2), await startNode(prefix, 3)];
+    await waitFor('a controller', 10_000, () => (controllers(ns).length === 1 ? true : undefined));
+    await createClusterTopic(
+      ns[0]!.store,
+      { name: 'orders', id: randomUUID(), partitions: 3, replicationFactor: 3, config: {}, internal: false, createdAt: Date.now() },
+      [1, 2, 3],
+    );
+    const before = await partitions(ns[0]!);
+    const lost = ns.map((n) => new Promise<void>((resolve) => n.registry.once('lost', () => resolve())));
+
+    await etcd.kill();
+    const out = await waitFor('every broker knows it is out', FAILOVER_DEADLINE_MS, async () => {
+      await Promise.all(lost);
+      return true;
+    });
+    console.log(`etcd killed: every broker reported its lease lost after ${out.ms} ms`);
+    expect(controllers(ns)).toEqual([]);
+    expect(ns.every((n) => !n.registry.registered)).toBe(true);
+
+    await etcd.restart();
+    const back = await waitFor('registered again with a controller', 30_000, () =>
+      ns.every((n) => n.registry.registered) && controllers(ns).length === 1 ? true : undefined,
+    );
+    console.log(`etcd restarted: registered again and a controller elected after ${back.ms} ms`);
+    await waitFor('every view sees 3 brokers', 10_000, () => (ns.every((n) => n.view.live().size === 3) ? true : undefined));
+    // Whoever registered first may have been elected before the others were back and moved leaders
+    // (within their isr); every partition has a live leader from its earlier isr.
+    const after = await partitions(ns[0]!);
+    after.forEach((p, i) => {
+      expect(before[i]!.isr).toContain(p.leader);
+      expect(p.isr).toContain(p.leader);
+      expect(p.isr.every((b) => before[i]!.isr.includes(b))).toBe(true);
+    });
   });
 });
