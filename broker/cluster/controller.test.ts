@@ -158,7 +158,8 @@ describe('Controller', () => {
     expect(old.controller.isController).toBe(false);
     await eventually('another controller', 1000, () => controllerOf(ns.slice(1)) !== undefined);
     const successor = controllerOf(ns.slice(1))!;
-    expect(successor.controller.epoch).toBe(2);
+    // Brokers 2 and 3 may both bump the counter; either way the epoch grows.
+    expect(successor.controller.epoch).toBeGreaterThan(1);
     await eventually('reconciled by the successor', 1000, async () => (await partitionsOf(shared, 't'))[0]!.leader === 2);
     expect(await partitionsOf(shared, 't')).toEqual([
       { replicas: [1, 2, 3], leader: 2, leaderEpoch: 1, isr: [2, 3] },
