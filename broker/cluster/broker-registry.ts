@@ -218,6 +218,11 @@ export class BrokerRegistry extends EventEmitter<BrokerRegistryEvents> {
   }
 
   private acquired(registration: BrokerRegistration, lease: CoordinationLease): void {
+    if (this.stopped) {
+      // Deregistered meanwhile: leave no registration behind.
+      void lease.revoke().catch(() => undefined);
+      throw new KmqError(ErrorCode.ShuttingDown, 'The broker registry is stopped', { broker: String(registration.id) });
+    }
     this.currentLease = lease;
     void lease.lost.then((err) => this.onLeaseLost(lease, err));
     this.log.info({ broker: registration.id, lease: lease.id, ttlMs: lease.ttlMs }, 'Broker registered');
