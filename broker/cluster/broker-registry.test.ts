@@ -78,6 +78,21 @@ describe('BrokerRegistry', () => {
     expect(JSON.parse((await shared.get(brokerKey(4)))!.value).incarnation).toBe('first');
   });
 
+  it('gives up after the timeout while the store is unreachable, retriably', async () => {
+    const client = new StoreClient(new MemoryCoordinationStore());
+    client.cut();
+    const r = registry(client, 100);
+    const err = await r.register(registration(12)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KmqError);
+    expect((err as KmqError).code).toBe(ErrorCode.BrokerNotAvailable);
+    expect((err as KmqError).retriable).toBe(true);
+    expect((err as KmqError).message).toMatch(/^Broker 12 could not register: /);
+    // It may try again once the store is back.
+    client.heal();
+    await r.register(registration(12));
+    expect(r.registered).toBe(true);
+  });
+
   it('takes over a registration of its own incarnation (a put whose reply was lost)', async () => {
     const shared = new MemoryCoordinationStore();
     await shared.put(brokerKey(5), JSON.stringify(registration(5, 'same')));

@@ -78,9 +78,10 @@ export interface BrokerRegistryEvents {
 
 /**
  * A broker's registration in the coordination store (`brokers/<id>`, bound to
- * its lease), and every broker's view of which brokers are live (a watch on
- * `brokers/`). The lease it holds is the broker's one lease: other keys that
- * must vanish with the broker (the controller record) are bound to it.
+ * its lease), and every broker's view of which brokers are live (a
+ * PrefixInformer on `brokers/`: listed on start and on every resync). The
+ * lease it holds is the broker's one lease: other keys that must vanish with
+ * the broker (the controller record) are bound to it.
  */
 export class BrokerRegistry extends EventEmitter<BrokerRegistryEvents> {
   private readonly options: CompiledBrokerRegistryOptions;
@@ -125,12 +126,12 @@ export class BrokerRegistry extends EventEmitter<BrokerRegistryEvents> {
     if (this.registration !== undefined) throw new KmqError(ErrorCode.InvalidRequest, `Broker ${this.registration.id} is already registered`, { broker: String(registration.id) });
     this.registration = registration;
     try {
-      await this.start();
       await this.acquire(Date.now() + this.options.registerTimeoutMs);
     } catch (err) {
       this.registration = undefined;
       throw err;
     }
+    await this.start();
   }
 
   /** The lease of the current registration; undefined while not registered. */
@@ -217,6 +218,11 @@ export class BrokerRegistry extends EventEmitter<BrokerRegistryEvents> {
   }
 
   private acquired(registration: BrokerRegistration, lease: CoordinationLease): void {
+    if (this.stopped) {
+      // Deregistered meanwhile: leave no registration behind.
+      void lease.revoke().catch(() => undefined);
+      throw new KmqError(ErrorCode.ShuttingDown, 'The broker registry is stopped', { broker: String(registration.id) });
+    }
     this.currentLease = lease;
     void lease.lost.then((err) => this.onLeaseLost(lease, err));
     this.log.info({ broker: registration.id, lease: lease.id, ttlMs: lease.ttlMs }, 'Broker registered');

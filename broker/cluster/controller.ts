@@ -69,8 +69,8 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private readonly maxWriteAttempts: number;
   private readonly log: Logger;
   private term: Term | undefined;
-  /** The epoch of our last claim, to recognise our own record if the claim's reply was lost. */
-  private claimedEpoch = 0;
+  /** Our last claim, to recognise our own record if the claim's reply was lost (only under the same lease). */
+  private claimed: { epoch: number; lease: CoordinationLease } | undefined;
   private campaigning: Promise<void> | undefined;
   private campaignAgain = false;
   private reconciling: Promise<void> | undefined;
@@ -185,15 +185,17 @@ export class Controller extends EventEmitter<ControllerEvents> {
 
   /** Tries until this broker is controller, someone else is, or this broker is not registered. */
   private async campaignOnce(): Promise<void> {
-    for (let attempt = 0; !this.stopped && this.term === undefined; attempt++) {
+    for (let attempt = 0; !this.stopped && !this.isController; attempt++) {
+      // A term whose lease ended without being reported lost (revoked, released) is over too.
+      this.depose('lease ended');
       const lease = this.registry.lease;
       if (lease === undefined) return; // Campaigns again once registered.
       try {
         const current = await this.store.get(CONTROLLER_KEY);
         if (current !== undefined) {
           const record = decodeOrUndefined(() => decodeControllerRecord(CONTROLLER_KEY, current.value));
-          // Our own claim whose reply was lost: it is bound to our lease.
-          if (record?.brokerId === this.brokerId && record.epoch === this.claimedEpoch && !lease.ended) {
+          // Our own claim whose reply was lost: it is bound to our lease. (A claim under an earlier lease goes with that lease.)
+          if (record?.brokerId === this.brokerId && record.epoch === this.claimed?.epoch && this.claimed.lease === lease && !lease.ended) {
             return this.elected(record.epoch, lease, current.version);
           }
           if (record === undefined) this.log.error({ key: CONTROLLER_KEY }, 'The controller record does not decode; campaigning again once it is deleted');
@@ -203,7 +205,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
         const epoch = (counter === undefined ? 0 : decodeControllerEpoch(CONTROLLER_EPOCH_KEY, counter.value)) + 1;
         const bumped = await this.store.put(CONTROLLER_EPOCH_KEY, String(epoch), { ifVersion: counter?.version ?? 'absent' });
         if (!bumped.ok || lease.ended) continue;
-        this.claimedEpoch = epoch;
+        this.claimed = { epoch, lease };
         const claimed = await this.store.put(CONTROLLER_KEY, encodeJson({ brokerId: this.brokerId, epoch }), { ifVersion: 'absent', lease });
         if (claimed.ok) return this.elected(epoch, lease, claimed.version);
       } catch (err) {

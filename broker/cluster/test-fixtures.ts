@@ -35,6 +35,8 @@ export class StoreClient implements CoordinationStore {
   readonly writes: RecordedWrite[] = [];
   /** Runs before every put goes to the store (e.g. to let another writer in first). */
   beforePut: ((key: string) => Promise<void> | void) | undefined;
+  /** Runs after every successful put; if it throws, the put fails although it was written (a lost reply). */
+  afterPut: ((key: string) => void) | undefined;
   private readonly leases = new Set<ClientLease>();
   private readonly watches = new Set<{ stop: StopWatch; onEvent: (event: WatchEvent) => void; missed: boolean }>();
   private reachable = true;
@@ -80,6 +82,7 @@ export class StoreClient implements CoordinationStore {
       const lease = options.lease === undefined ? undefined : this.inner(options.lease);
       const res = await this.shared.put(key, value, { ...options, lease });
       if (res.ok) this.writes.push({ op: 'put', key, value, version: res.version });
+      if (res.ok) this.afterPut?.(key);
       return res;
     });
   }
