@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { CoordinationV1Api, CoreV1Api, Observable, V1MicroTime, Watch } from '@kubernetes/client-node';
-import type { ConfigurationOptions, KubeConfig, KubernetesObject, V1ConfigMap, V1Lease } from '@kubernetes/client-node';
+import type { ConfigurationOptions, KubeConfig, V1ConfigMap, V1Lease, V1PolicyRule } from '@kubernetes/client-node';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/logger.js';
 import type { Logger } from '../../lib/logger.js';
@@ -17,6 +17,9 @@ import type {
   WatchEvent,
   WriteResult,
 } from './coordination-store.js';
+import { statusOf, toStoreError } from './kubernetes-api-errors.js';
+import { ConfigMapWatch } from './kubernetes-config-map-watch.js';
+import { KubernetesLease } from './kubernetes-lease.js';
 import {
   CONFIG_MAP_DATA_LIMIT,
   MANAGED_BY_LABEL,
@@ -28,7 +31,6 @@ import {
   dataKeyOf,
   dataSize,
   encodeEntry,
-  eventsBetween,
   isDnsSubdomain,
   stateOf,
   storeLabelValue,
@@ -89,6 +91,15 @@ export function compileKubernetesCoordinationStoreOptions(o: KubernetesCoordinat
   return c;
 }
 
+/**
+ * The RBAC rules the store needs in its namespace (a Role bound to the brokers'
+ * ServiceAccount), as the class comment lists them.
+ */
+export const KUBERNETES_COORDINATION_STORE_RBAC_RULES: readonly V1PolicyRule[] = [
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
+];
+
 /** Expired Leases that no key references (holders gone before binding any key) are collected this often, ms. */
 const LEASE_GC_INTERVAL_MS = 30_000;
 
@@ -123,7 +134,8 @@ const LEASE_GC_INTERVAL_MS = 30_000;
  *   RequestTimedOut (both retriable); 401 / 403 are InvalidConfig, not retriable, naming the verb
  *   and resource; a closed store answers ConnectionClosed.
  *
- * RBAC (a Role in the store's namespace, bound to the brokers' ServiceAccount):
+ * RBAC (a Role in the store's namespace, bound to the brokers' ServiceAccount;
+ * KUBERNETES_COORDINATION_STORE_RBAC_RULES):
  * - `""` configmaps: get, list, watch, create, update
  * - `coordination.k8s.io` leases: get, list, create, update, delete
  */
@@ -591,250 +603,6 @@ export class KubernetesCoordinationStore implements CoordinationStore {
   }
 }
 
-/** What a lease needs from its store. */
-interface LeaseOps {
-  renew(object: V1Lease, at: number, timeoutMs: number): Promise<V1Lease | 'gone'>;
-  revoke(id: string): Promise<void>;
-  ended(id: string): void;
-  callTimeoutMs: number;
-  log: Logger;
-}
-
-/** A Lease object kept alive by replacing its renewTime; lost once renewals have not succeeded for a TTL. */
-class KubernetesLease implements CoordinationLease {
-  readonly id: string;
-  readonly lost: Promise<KmqError>;
-  ended = false;
-  private resolveLost!: (err: KmqError) => void;
-  private expiry: NodeJS.Timeout | undefined;
-  private renewal: NodeJS.Timeout | undefined;
-  private lastRenewalSentAt: number;
-
-  constructor(
-    private readonly ops: LeaseOps,
-    private object: V1Lease,
-    readonly ttlMs: number,
-    keepAlive: boolean,
-    grantSentAt: number,
-  ) {
-    this.id = object.metadata!.name!;
-    this.lost = new Promise((resolve) => (this.resolveLost = resolve));
-    this.lastRenewalSentAt = grantSentAt;
-    this.armExpiry();
-    if (keepAlive) this.scheduleRenewal(ttlMs / 3);
-  }
-
-  async revoke(): Promise<void> {
-    if (this.ended) return;
-    this.end();
-    await this.ops.revoke(this.id);
-  }
-
-  /** Stops renewing without revoking (the store is closing): the Lease expires by itself. */
-  release(): void {
-    if (!this.ended) this.end();
-  }
-
-  private scheduleRenewal(delayMs: number): void {
-    this.renewal = setTimeout(() => void this.renew(), delayMs);
-    this.renewal.unref();
-  }
-
-  private async renew(): Promise<void> {
-    if (this.ended) return;
-    const sentAt = Date.now();
-    const remaining = this.lastRenewalSentAt + this.ttlMs - sentAt;
-    if (remaining <= 0) return;
-    let retryIn = Math.min(this.ttlMs / 3, 1000);
-    try {
-      const renewed = await this.ops.renew(this.object, sentAt, Math.min(this.ops.callTimeoutMs, remaining));
-      if (this.ended) return;
-      if (renewed === 'gone') return this.loseWith(new KmqError(ErrorCode.BrokerNotAvailable, `Lease ${this.id} is lost: its Lease object was deleted`, { lease: this.id }));
-      this.object = renewed;
-      this.lastRenewalSentAt = sentAt;
-      this.armExpiry();
-      retryIn = this.ttlMs / 3;
-    } catch (err) {
-      this.ops.log.warn({ err, lease: this.id }, 'Lease renewal failed');
-    }
-    if (!this.ended) this.scheduleRenewal(retryIn);
-  }
-
-  private armExpiry(): void {
-    clearTimeout(this.expiry);
-    const at = this.lastRenewalSentAt + this.ttlMs;
-    this.expiry = setTimeout(
-      () => this.loseWith(new KmqError(ErrorCode.BrokerNotAvailable, `Lease ${this.id} is lost: not renewed for its TTL of ${this.ttlMs} ms`, { lease: this.id })),
-      Math.max(0, at - Date.now()),
-    );
-    this.expiry.unref();
-  }
-
-  private loseWith(err: KmqError): void {
-    if (this.ended) return;
-    this.end();
-    this.resolveLost(err);
-  }
-
-  private end(): void {
-    this.ended = true;
-    clearTimeout(this.expiry);
-    clearTimeout(this.renewal);
-    this.ops.ended(this.id);
-  }
-}
-
-/** What a ConfigMapWatch needs from its store. */
-interface WatchDeps {
-  watcher: Watch;
-  /** The collection path, e.g. `/api/v1/namespaces/<ns>/configmaps`. */
-  path: string;
-  fieldSelector: string;
-  list(): Promise<{ state: StoreState | undefined; resourceVersion: string }>;
-  log: Logger;
-}
-
-/**
- * One watch of the store: a Kubernetes watch of the ConfigMap, resumed from its last
- * resourceVersion when the stream ends, re-listed after 410 Gone. Each new state is diffed
- * against the known one (eventsBetween); when that cannot be done exactly, `resync`.
- */
-class ConfigMapWatch {
-  private known: StoreState | undefined;
-  private resourceVersion = '';
-  private stream: AbortController | undefined;
-  private generation = 0;
-  private stopped = false;
-  private relist = false;
-  private failures = 0;
-  private openedAt = 0;
-  private watchdog: NodeJS.Timeout | undefined;
-  private retry: NodeJS.Timeout | undefined;
-  private timeoutSeconds = 60;
-
-  constructor(
-    private readonly deps: WatchDeps,
-    private readonly prefix: string,
-    private readonly onEvent: (event: WatchEvent) => void,
-  ) {}
-
-  async start(): Promise<void> {
-    const listed = await this.deps.list();
-    this.known = listed.state;
-    this.resourceVersion = listed.resourceVersion;
-    await this.open();
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.generation++;
-    clearTimeout(this.watchdog);
-    clearTimeout(this.retry);
-    this.stream?.abort();
-  }
-
-  private async open(): Promise<void> {
-    const generation = ++this.generation;
-    this.timeoutSeconds = 60 + Math.floor(Math.random() * 30);
-    this.openedAt = Date.now();
-    this.armWatchdog(generation);
-    const controller = await this.deps.watcher.watch(
-      this.deps.path,
-      { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, fieldSelector: this.deps.fieldSelector, timeoutSeconds: this.timeoutSeconds },
-      (type: string, object: unknown) => {
-        if (generation === this.generation) this.handle(generation, type, object as KubernetesObject & { code?: number });
-      },
-      (err: unknown) => {
-        if (generation === this.generation) this.ended(err);
-      },
-    );
-    if (generation === this.generation) this.stream = controller;
-    else controller.abort();
-  }
-
-  private handle(generation: number, type: string, object: KubernetesObject & { code?: number; data?: Record<string, string> }): void {
-    this.armWatchdog(generation);
-    this.failures = 0;
-    if (type === 'ERROR') {
-      // 410 Gone: the resourceVersion is too old to resume from; anything else: start over the same way.
-      this.deps.log.debug({ status: object }, 'Coordination store watch error');
-      this.relist = true;
-      this.generation++;
-      this.stream?.abort();
-      this.reconnect(0);
-      return;
-    }
-    const rv = object.metadata?.resourceVersion;
-    if (rv) this.resourceVersion = rv;
-    if (type === 'ADDED' || type === 'MODIFIED') this.apply(stateOf(object));
-    else if (type === 'DELETED') this.apply(undefined);
-  }
-
-  private ended(err: unknown): void {
-    if (this.stopped) return;
-    this.generation++;
-    clearTimeout(this.watchdog);
-    if (statusOf(err) === 410) this.relist = true;
-    const quick = err === null && Date.now() - this.openedAt > 1000;
-    if (!quick) this.failures++;
-    if (err) this.deps.log.debug({ err }, 'Coordination store watch ended');
-    this.reconnect(quick ? 0 : Math.min(5000, 100 * 2 ** Math.min(this.failures, 6)) * (0.5 + Math.random() / 2));
-  }
-
-  private reconnect(delayMs: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.retry);
-    this.retry = setTimeout(() => {
-      void (async () => {
-        try {
-          if (this.relist) {
-            const listed = await this.deps.list();
-            if (this.stopped) return;
-            this.apply(listed.state);
-            this.resourceVersion = listed.resourceVersion;
-            this.relist = false;
-          }
-          await this.open();
-        } catch (err) {
-          this.deps.log.debug({ err }, 'Coordination store watch could not reconnect');
-          this.failures++;
-          this.reconnect(Math.min(5000, 100 * 2 ** Math.min(this.failures, 6)));
-        }
-      })();
-    }, delayMs);
-    this.retry.unref();
-  }
-
-  private armWatchdog(generation: number): void {
-    clearTimeout(this.watchdog);
-    // A stream the server should have closed by now is dead (e.g. the API server is paused).
-    this.watchdog = setTimeout(() => {
-      if (generation !== this.generation || this.stopped) return;
-      this.stream?.abort();
-      this.ended(new Error('The watch went silent'));
-    }, this.timeoutSeconds * 1000 + 15_000);
-    this.watchdog.unref();
-  }
-
-  private apply(next: StoreState | undefined): void {
-    const prev = this.known;
-    this.known = next;
-    if (prev === undefined && next === undefined) return;
-    const events = prev && next ? eventsBetween(prev, next) : undefined;
-    if (events === undefined) return this.emit({ type: 'resync' });
-    for (const e of events) if (e.key.startsWith(this.prefix)) this.emit(e);
-  }
-
-  private emit(event: WatchEvent): void {
-    if (this.stopped) return;
-    try {
-      this.onEvent(event);
-    } catch (err) {
-      this.deps.log.warn({ err }, 'A coordination store watcher threw');
-    }
-  }
-}
-
 function matches(current: StoredEntry | undefined, expected: number | 'absent' | undefined): boolean {
   if (expected === undefined) return true;
   if (expected === 'absent' || expected === 0) return current === undefined;
@@ -845,53 +613,4 @@ function matches(current: StoredEntry | undefined, expected: number | 'absent' |
 function backoff(attempt: number): Promise<void> {
   const ms = Math.min(200, 5 * 2 ** Math.min(attempt, 6)) * Math.random();
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** The HTTP status of a client-node error (ApiException.code, or statusCode of a failed watch), if any. */
-function statusOf(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown } | null;
-  if (typeof e?.code === 'number') return e.code;
-  if (typeof e?.statusCode === 'number') return e.statusCode;
-  return undefined;
-}
-
-/** The message of a Status body of an ApiException, else the error's own message. */
-function messageOf(err: unknown): string {
-  const body = (err as { body?: unknown } | null)?.body;
-  if (typeof body === 'string') {
-    try {
-      const status = JSON.parse(body) as { message?: unknown };
-      if (typeof status.message === 'string') return status.message;
-    } catch {
-      // not a Status
-    }
-  }
-  if (typeof (body as { message?: unknown } | undefined)?.message === 'string') return (body as { message: string }).message;
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Turns a client-node error into a KmqError (see the class comment for the mapping). */
-export function toStoreError(err: unknown, call: { verb: string; resource: string; namespace: string; timeoutMs: number }): KmqError {
-  if (err instanceof KmqError) return err;
-  const { verb, resource, namespace } = call;
-  const context = { verb, resource, namespace };
-  const status = statusOf(err);
-  const message = messageOf(err);
-  if (status === 403) {
-    return new KmqError(
-      ErrorCode.InvalidConfig,
-      `Kubernetes API: forbidden to ${verb} ${resource} in namespace ${namespace}; the coordination store needs RBAC verb '${verb}' on '${resource}' (${message})`,
-      context,
-      { cause: err, retriable: false },
-    );
-  }
-  if (status === 401) return new KmqError(ErrorCode.InvalidConfig, `Kubernetes API: unauthorized to ${verb} ${resource} (${message})`, context, { cause: err, retriable: false });
-  if (status === 408 || status === 504) return new KmqError(ErrorCode.RequestTimedOut, `Kubernetes API: ${verb} ${resource} timed out (${message})`, context, { cause: err });
-  if (status === 429 || (status !== undefined && status >= 500)) return new KmqError(ErrorCode.BrokerNotAvailable, `Kubernetes API: ${verb} ${resource}: ${status} ${message}`, context, { cause: err });
-  if (status !== undefined) return new KmqError(ErrorCode.InvalidRequest, `Kubernetes API: ${verb} ${resource}: ${status} ${message}`, context, { cause: err, retriable: false });
-  if ((err as { name?: unknown } | null)?.name === 'AbortError') {
-    return new KmqError(ErrorCode.RequestTimedOut, `Kubernetes API: ${verb} ${resource}: no answer within ${call.timeoutMs} ms`, context, { cause: err });
-  }
-  // Refused or reset connections, DNS, TLS: the API server is not reachable now.
-  return new KmqError(ErrorCode.BrokerNotAvailable, `Kubernetes API: ${verb} ${resource}: ${message}`, context, { cause: err });
 }

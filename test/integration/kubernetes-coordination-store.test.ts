@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coordinationStoreContract, until } from '../../broker/cluster/coordination-store.contract.js';
 import type { WatchEvent } from '../../broker/cluster/coordination-store.js';
-import { KubernetesCoordinationStore } from '../../broker/cluster/kubernetes-coordination-store.js';
+import { KUBERNETES_COORDINATION_STORE_RBAC_RULES, KubernetesCoordinationStore } from '../../broker/cluster/kubernetes-coordination-store.js';
 import type { KubernetesCoordinationStoreOptions } from '../../broker/cluster/kubernetes-coordination-store.js';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import { ControlPlane } from '../utils/control-plane.js';
@@ -161,6 +161,138 @@ describe('kubernetes coordination store', () => {
       await expect(store.put('a', 'x')).rejects.toMatchObject({ code: ErrorCode.BrokerNotAvailable, retriable: true });
     } finally {
       await store.close();
+    }
+  });
+
+  it('works with exactly the documented RBAC, and names the verb and resource it lacks', async () => {
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    const rbac = cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    const name = `store-${randomUUID().slice(0, 8)}`;
+    await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
+    const token = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: 'test', server: cp.server, caData: cp.kubeConfig.getCurrentCluster()!.caData }],
+      users: [{ name, token: token.status!.token }],
+      contexts: [{ name: 'test', cluster: 'test', user: name }],
+      currentContext: 'test',
+    });
+    const prefix = `/kmq/${randomUUID()}/`;
+    const store = new KubernetesCoordinationStore({ kubeConfig, namespace, prefix, sweepIntervalMs: SWEEP_MS });
+    const admin = open({ prefix });
+    try {
+      const denied = await store.get('a').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(denied).toMatchObject({ code: ErrorCode.InvalidConfig, retriable: false });
+      expect((denied as Error).message).toMatch(/forbidden to get configmaps in namespace .*RBAC verb 'get' on 'configmaps'/);
+
+      // Everything but update of configmaps: a write is refused, naming it.
+      const partial = [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create'] }];
+      await rbac.createNamespacedRole({ namespace, body: { metadata: { name }, rules: partial } });
+      await rbac.createNamespacedRoleBinding({
+        namespace,
+        body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace }] },
+      });
+      await until('the role applies', 10_000, async () => (await store.get('a').then(() => true, () => false)));
+      await expect(store.put('a', 'x')).rejects.toMatchObject({ code: ErrorCode.InvalidConfig, message: expect.stringMatching(/forbidden to update configmaps/) as string });
+
+      await rbac.replaceNamespacedRole({ name, namespace, body: { metadata: { name }, rules: [...KUBERNETES_COORDINATION_STORE_RBAC_RULES] } });
+      await until('the full role applies', 10_000, async () => (await store.put('a', 'x').then(() => true, () => false)));
+      const events: WatchEvent[] = [];
+      await store.watch('', (e) => events.push(e));
+      const lease = await store.grantLease(1000);
+      const put = await store.put('brokers/1', 'b1', { lease, ifVersion: 'absent' });
+      expect(put.ok).toBe(true);
+      expect((await store.list('brokers/')).map((e) => e.key)).toEqual(['brokers/1']);
+      // Sweeping another holder's expired lease: list and delete Leases, update the ConfigMap.
+      const orphan = await admin.grantLease(1000, { keepAlive: false });
+      await admin.put('brokers/2', 'b2', { lease: orphan });
+      await admin.close();
+      await until('the orphan is swept', 10_000, () => events.some((e) => e.type === 'delete' && e.key === 'brokers/2'));
+      await lease.revoke();
+      await until('the revoke is seen', 5000, () => events.some((e) => e.type === 'delete' && e.key === 'brokers/1'));
+      expect(events.some((e) => e.type === 'resync')).toBe(false);
+    } finally {
+      await store.close();
+      await admin.close();
+    }
+  });
+
+  it('times out retriably while the API server is paused, and carries on after', async () => {
+    const prefix = `/kmq/${randomUUID()}/`;
+    const store = open({ prefix, callTimeoutMs: 1000 });
+    const pid = apiserverPid();
+    try {
+      await store.put('a', '1');
+      process.kill(pid, 'SIGSTOP');
+      try {
+        const started = Date.now();
+        await expect(store.get('a')).rejects.toMatchObject({ code: ErrorCode.RequestTimedOut, retriable: true });
+        expect(Date.now() - started).toBeLessThan(3000);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await until('reads work again', 20_000, async () => (await store.get('a').then((v) => v?.value, () => undefined)) === '1');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports the lease lost and fails retriably while the API server is down, then recovers and resumes the watch', async () => {
+    const prefix = `/kmq/${randomUUID()}/`;
+    const store = open({ prefix, callTimeoutMs: 1000 });
+    const writer = open({ prefix, callTimeoutMs: 1000 });
+    try {
+      const events: WatchEvent[] = [];
+      await store.watch('w/', (e) => events.push(e));
+      const lease = await store.grantLease(2000);
+      await store.put('brokers/1', 'b1', { lease });
+      const before = await writer.put('w/a', 'before');
+      await until('the first event', 5000, () => events.length >= 1);
+
+      await cp.stopApiserver();
+      const lost = await Promise.race([lease.lost, new Promise<'not lost'>((r) => setTimeout(() => r('not lost'), 10_000))]);
+      expect(lost).toBeInstanceOf(KmqError);
+      expect((lost as KmqError).retriable).toBe(true);
+      expect(lease.ended).toBe(true);
+      const failed = await store.get('brokers/1').then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failed).toBeInstanceOf(KmqError);
+      expect((failed as KmqError).retriable).toBe(true);
+
+      await cp.startApiserver();
+      let after = 0;
+      await until('a write succeeds after the restart', 30_000, async () => {
+        try {
+          after = (await writer.put('w/b', 'after')).version;
+          return true;
+        } catch (err) {
+          expect((err as KmqError).retriable).toBe(true);
+          return false;
+        }
+      });
+      await until('the watch sees the write after the restart', 30_000, () => events.some((e) => e.type === 'resync' || (e.type === 'put' && e.key === 'w/b')));
+      if (!events.some((e) => e.type === 'resync')) {
+        expect(events).toEqual([
+          { type: 'put', key: 'w/a', value: 'before', version: before.version },
+          { type: 'put', key: 'w/b', value: 'after', version: after },
+        ]);
+      }
+      const later = await writer.put('w/c', 'later');
+      await until('the watch sees a later write', 10_000, () => events.some((e) => e.type === 'put' && e.key === 'w/c' && e.version === later.version));
+      // The lease expired while the API server was down: its key is gone.
+      await until('the leased key is gone', 10_000, async () => (await writer.get('brokers/1')) === undefined);
+      const fresh = await store.grantLease(2000);
+      expect((await store.put('brokers/1', 'again', { lease: fresh, ifVersion: 'absent' })).ok).toBe(true);
+      await fresh.revoke();
+    } finally {
+      await cp.startApiserver();
+      await store.close();
+      await writer.close();
     }
   });
 });
