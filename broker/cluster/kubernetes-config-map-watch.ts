@@ -7,7 +7,7 @@ import type { StoreState } from './kubernetes-store-layout.js';
 
 /** What a ConfigMapWatch needs from its store. */
 export interface WatchDeps {
-  watcher: Watch;
+  watcher: Pick<Watch, 'watch'>;
   /** The collection path, e.g. `/api/v1/namespaces/<ns>/configmaps`. */
   path: string;
   fieldSelector: string;
@@ -87,7 +87,7 @@ export class ConfigMapWatch {
     }
     const rv = object.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
-    if (type === 'ADDED' || type === 'MODIFIED') this.apply(stateOf(object));
+    if (type === 'ADDED' || type === 'MODIFIED') this.apply(stateOf(object, this.known));
     else if (type === 'DELETED') this.apply(undefined);
   }
 

@@ -122,12 +122,18 @@ function counter(annotations: Record<string, string> | undefined, name: string):
   return Number.isSafeInteger(n) && n >= 0 ? n : 0;
 }
 
-/** The state a ConfigMap holds (data and annotations as the API serves them). */
-export function stateOf(object: { metadata?: { resourceVersion?: string; annotations?: Record<string, string> }; data?: Record<string, string> }): StoreState {
+/**
+ * The state a ConfigMap holds (data and annotations as the API serves them). Entries
+ * unchanged since `previous` are taken from it rather than decoded again.
+ */
+export function stateOf(
+  object: { metadata?: { resourceVersion?: string; annotations?: Record<string, string> }; data?: Record<string, string> },
+  previous?: StoreState,
+): StoreState {
   const raw = { ...(object.data ?? {}) };
   const entries = new Map<string, StoredEntry>();
   for (const [dataKey, value] of Object.entries(raw)) {
-    const entry = decodeEntry(dataKey, value);
+    const entry = previous?.raw[dataKey] === value ? previous.entries.get(dataKey) : decodeEntry(dataKey, value);
     if (entry) entries.set(dataKey, entry);
   }
   return {
