@@ -24,11 +24,21 @@ interface Stream {
   aborted: boolean;
 }
 
+type ConfigMapObject = ReturnType<typeof object>;
+
+interface FakeServer {
+  /** What the next list returns. */
+  listed: ConfigMapObject;
+  streams: Stream[];
+  readonly lists: number;
+  deps: WatchDeps;
+}
+
 /** A fake API server: a list result to hand out, and the watch streams opened. */
-function fakeServer(listed: ReturnType<typeof object>) {
+function fakeServer(listed: ConfigMapObject): FakeServer {
   const streams: Stream[] = [];
   let lists = 0;
-  const server = {
+  const server: FakeServer = {
     listed,
     streams,
     get lists() {
@@ -38,7 +48,7 @@ function fakeServer(listed: ReturnType<typeof object>) {
       path: '/api/v1/namespaces/ns/configmaps',
       fieldSelector: 'metadata.name=cm',
       log: silentLogger(),
-      list: () => {
+      list: (): ReturnType<WatchDeps['list']> => {
         lists++;
         return Promise.resolve({ state: stateOf(server.listed), resourceVersion: server.listed.metadata.resourceVersion });
       },
@@ -51,7 +61,7 @@ function fakeServer(listed: ReturnType<typeof object>) {
           return Promise.resolve(controller);
         },
       },
-    } satisfies WatchDeps,
+    },
   };
   return server;
 }
@@ -65,7 +75,7 @@ describe('ConfigMapWatch', () => {
   afterEach(() => {
     for (const w of watches.splice(0)) w.stop();
   });
-  const start = async (server: ReturnType<typeof fakeServer>, events: WatchEvent[]): Promise<ConfigMapWatch> => {
+  const start = async (server: FakeServer, events: WatchEvent[]): Promise<ConfigMapWatch> => {
     const w = new ConfigMapWatch(server.deps, 'w/', (e) => events.push(e));
     watches.push(w);
     await w.start();
