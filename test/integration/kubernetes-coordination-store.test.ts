@@ -129,6 +129,32 @@ describe('kubernetes coordination store', () => {
     }
   });
 
+  it('keeps one Lease object per lease, deleted by revoke; a lease whose Lease object is deleted is lost', async () => {
+    const store = open({ identity: 'broker-7' });
+    const coordination = cp.kubeConfig.makeApiClient(CoordinationV1Api);
+    try {
+      const revoked = await store.grantLease(3000);
+      await revoked.revoke();
+      await expect(coordination.readNamespacedLease({ name: revoked.id, namespace })).rejects.toMatchObject({ code: 404 });
+
+      const lease = await store.grantLease(2500);
+      expect(lease.ttlMs).toBe(3000);
+      const object = await coordination.readNamespacedLease({ name: lease.id, namespace });
+      expect(object.spec).toMatchObject({ holderIdentity: 'broker-7', leaseDurationSeconds: 3 });
+      await store.put('k', 'v', { lease });
+      await coordination.deleteNamespacedLease({ name: lease.id, namespace });
+      const deletedAt = Date.now();
+      const err = await lease.lost;
+      // The next renewal (every ttl/3 = 1 s) finds it gone.
+      expect(Date.now() - deletedAt).toBeLessThan(2500);
+      expect(err).toMatchObject({ code: ErrorCode.BrokerNotAvailable, retriable: true });
+      expect(err.message).toMatch(/deleted/);
+      await until('the key is gone', 5000, async () => (await store.get('k')) === undefined);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a write past the ConfigMap size limit, naming the size', async () => {
     const store = open();
     try {
