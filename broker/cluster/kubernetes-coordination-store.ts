@@ -133,6 +133,13 @@ const LEASE_GC_INTERVAL_MS = 30_000;
  * - Errors: an unreachable API server is BrokerNotAvailable, a call past its deadline
  *   RequestTimedOut (both retriable); 401 / 403 are InvalidConfig, not retriable, naming the verb
  *   and resource; a closed store answers ConnectionClosed.
+ * - Cost: a get is one GET of the ConfigMap (plus a GET of a foreign Lease for a leased key),
+ *   a write one GET and one PUT per round; each store instance also GETs the ConfigMap every
+ *   sweepIntervalMs and LISTs the store's Leases when keys of other holders' leases exist.
+ *   A watch is one long-lived request. Everything a write sends is the whole ConfigMap: the
+ *   store suits cluster metadata (brokers, controller, topics), not high-rate data.
+ * - The ConfigMap is never deleted by the store; deleting it by hand resets the keys (watchers
+ *   get `resync`), and its new counter starts above the old versions.
  *
  * RBAC (a Role in the store's namespace, bound to the brokers' ServiceAccount;
  * KUBERNETES_COORDINATION_STORE_RBAC_RULES):
