@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode, KmqError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/logger.js';
 import { until } from './coordination-store.contract.js';
 import type { WatchEvent } from './coordination-store.js';
@@ -48,6 +49,7 @@ function fakeServer(listed: ConfigMapObject): FakeServer {
       path: '/api/v1/namespaces/ns/configmaps',
       fieldSelector: 'metadata.name=cm',
       log: silentLogger(),
+      watchError: (err) => new KmqError(ErrorCode.InvalidConfig, `watch refused: ${String(err)}`),
       list: (): ReturnType<WatchDeps['list']> => {
         lists++;
         return Promise.resolve({ state: stateOf(server.listed), resourceVersion: server.listed.metadata.resourceVersion });
@@ -144,5 +146,21 @@ describe('ConfigMapWatch', () => {
     expect(server.streams[0]!.aborted).toBe(true);
     server.streams[0]!.send('MODIFIED', object(12, 101, 102, [a1, b2]));
     expect(events).toHaveLength(1);
+  });
+
+  it('fails start when the watch request is refused outright, and does not retry', async () => {
+    const server = fakeServer(object(10, 100, 101, [a1]));
+    const refuse = server.deps.watcher.watch;
+    server.deps.watcher = {
+      watch: async (path, query, send, done) => {
+        const controller = await refuse(path, query, send, done);
+        done(Object.assign(new Error('Forbidden'), { statusCode: 403 }));
+        return controller;
+      },
+    };
+    const w = new ConfigMapWatch(server.deps, 'w/', () => undefined);
+    await expect(w.start()).rejects.toMatchObject({ code: ErrorCode.InvalidConfig });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(server.streams).toHaveLength(1);
   });
 });

@@ -1,4 +1,5 @@
 import type { KubernetesObject, Watch } from '@kubernetes/client-node';
+import type { KmqError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { WatchEvent } from './coordination-store.js';
 import { statusOf } from './kubernetes-api-errors.js';
@@ -12,6 +13,8 @@ export interface WatchDeps {
   path: string;
   fieldSelector: string;
   list(): Promise<{ state: StoreState | undefined; resourceVersion: string }>;
+  /** The KmqError for a watch request that failed. */
+  watchError(err: unknown): KmqError;
   log: Logger;
 }
 
@@ -43,7 +46,13 @@ export class ConfigMapWatch {
     const listed = await this.deps.list();
     this.known = listed.state;
     this.resourceVersion = listed.resourceVersion;
-    await this.open();
+    // Refused (no RBAC verb 'watch', bad credentials): the caller hears it rather than the watch retrying forever.
+    const failed = await this.open();
+    const status = statusOf(failed);
+    if (status === 401 || status === 403) {
+      this.stop();
+      throw this.deps.watchError(failed);
+    }
   }
 
   stop(): void {
@@ -54,8 +63,11 @@ export class ConfigMapWatch {
     this.stream?.abort();
   }
 
-  private async open(): Promise<void> {
+  /** Opens a stream from the known resourceVersion; returns the error if it failed before it was established. */
+  private async open(): Promise<unknown> {
     const generation = ++this.generation;
+    let established = false;
+    let failed: unknown;
     this.timeoutSeconds = 60 + Math.floor(Math.random() * 30);
     this.openedAt = Date.now();
     this.armWatchdog(generation);
@@ -66,25 +78,28 @@ export class ConfigMapWatch {
         if (generation === this.generation) this.handle(generation, type, object as KubernetesObject & { code?: number });
       },
       (err: unknown) => {
+        if (!established && err) failed = err;
         if (generation === this.generation) this.ended(err);
       },
     );
+    established = true;
     if (generation === this.generation) this.stream = controller;
     else controller.abort();
+    return failed;
   }
 
   private handle(generation: number, type: string, object: KubernetesObject & { code?: number; data?: Record<string, string> }): void {
     this.armWatchdog(generation);
-    this.failures = 0;
     if (type === 'ERROR') {
       // 410 Gone: the resourceVersion is too old to resume from; anything else: start over the same way.
       this.deps.log.debug({ status: object }, 'Coordination store watch error');
       this.relist = true;
       this.generation++;
       this.stream?.abort();
-      this.reconnect(0);
+      this.reconnect(this.failures++ === 0 ? 0 : this.backoffMs());
       return;
     }
+    this.failures = 0;
     const rv = object.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
     if (type === 'ADDED' || type === 'MODIFIED') this.apply(stateOf(object, this.known));
@@ -99,7 +114,7 @@ export class ConfigMapWatch {
     const quick = err === null && Date.now() - this.openedAt > 1000;
     if (!quick) this.failures++;
     if (err) this.deps.log.debug({ err }, 'Coordination store watch ended');
-    this.reconnect(quick ? 0 : Math.min(5000, 100 * 2 ** Math.min(this.failures, 6)) * (0.5 + Math.random() / 2));
+    this.reconnect(quick ? 0 : this.backoffMs());
   }
 
   private reconnect(delayMs: number): void {
@@ -119,11 +134,15 @@ export class ConfigMapWatch {
         } catch (err) {
           this.deps.log.debug({ err }, 'Coordination store watch could not reconnect');
           this.failures++;
-          this.reconnect(Math.min(5000, 100 * 2 ** Math.min(this.failures, 6)));
+          this.reconnect(this.backoffMs());
         }
       })();
     }, delayMs);
     this.retry.unref();
+  }
+
+  private backoffMs(): number {
+    return Math.min(5000, 100 * 2 ** Math.min(this.failures, 6)) * (0.5 + Math.random() / 2);
   }
 
   private armWatchdog(generation: number): void {

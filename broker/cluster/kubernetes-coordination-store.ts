@@ -274,6 +274,7 @@ export class KubernetesCoordinationStore implements CoordinationStore {
         path: `/api/v1/namespaces/${this.o.namespace}/configmaps`,
         fieldSelector: `metadata.name=${this.o.configMapName}`,
         list: () => this.listConfigMap(),
+        watchError: (err) => this.storeError(err, 'watch', 'configmaps'),
         log: this.log,
       },
       prefix,

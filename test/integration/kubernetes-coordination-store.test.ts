@@ -214,8 +214,8 @@ describe('kubernetes coordination store', () => {
       expect(denied).toMatchObject({ code: ErrorCode.InvalidConfig, retriable: false });
       expect((denied as Error).message).toMatch(/forbidden to get configmaps in namespace .*RBAC verb 'get' on 'configmaps'/);
 
-      // Everything but update of configmaps: a write is refused, naming it.
-      const partial = [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create'] }];
+      // Without watch and update of configmaps: a watch and a write are refused, naming them.
+      const partial = [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create'] }];
       await rbac.createNamespacedRole({ namespace, body: { metadata: { name }, rules: partial } });
       await rbac.createNamespacedRoleBinding({
         namespace,
@@ -223,6 +223,7 @@ describe('kubernetes coordination store', () => {
       });
       await until('the role applies', 10_000, async () => (await store.get('a').then(() => true, () => false)));
       await expect(store.put('a', 'x')).rejects.toMatchObject({ code: ErrorCode.InvalidConfig, message: expect.stringMatching(/forbidden to update configmaps/) as string });
+      await expect(store.watch('', () => undefined)).rejects.toMatchObject({ code: ErrorCode.InvalidConfig, message: expect.stringMatching(/forbidden to watch configmaps/) as string });
 
       await rbac.replaceNamespacedRole({ name, namespace, body: { metadata: { name }, rules: [...KUBERNETES_COORDINATION_STORE_RBAC_RULES] } });
       await until('the full role applies', 10_000, async () => (await store.put('a', 'x').then(() => true, () => false)));
