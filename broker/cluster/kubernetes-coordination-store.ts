@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { CoordinationV1Api, CoreV1Api, Observable, V1MicroTime, Watch } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, V1MicroTime, Watch } from '@kubernetes/client-node';
 import type { ConfigurationOptions, KubeConfig, V1ConfigMap, V1Lease, V1PolicyRule } from '@kubernetes/client-node';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -20,6 +20,7 @@ import type {
 import { statusOf, toStoreError } from './kubernetes-api-errors.js';
 import { ConfigMapWatch } from './kubernetes-config-map-watch.js';
 import { KubernetesLease } from './kubernetes-lease.js';
+import { KubernetesRequestOptions } from './kubernetes-request-options.js';
 import {
   CONFIG_MAP_DATA_LIMIT,
   MANAGED_BY_LABEL,
@@ -154,6 +155,7 @@ export class KubernetesCoordinationStore implements CoordinationStore {
   private readonly log: Logger;
   private readonly leases = new Map<string, KubernetesLease>();
   private readonly watches = new Set<StopWatch>();
+  private readonly requests = new KubernetesRequestOptions();
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private lastLeaseGcAt = 0;
@@ -297,6 +299,7 @@ export class KubernetesCoordinationStore implements CoordinationStore {
     for (const stop of [...this.watches]) await stop();
     for (const lease of [...this.leases.values()]) lease.release();
     this.leases.clear();
+    this.requests.close();
   }
 
   // --- writes ---
@@ -582,20 +585,9 @@ export class KubernetesCoordinationStore implements CoordinationStore {
     if (this.closed) throw new KmqError(ErrorCode.ConnectionClosed, 'The coordination store is closed');
   }
 
-  /** Per-call options: the request is aborted after `timeoutMs`. */
+  /** Per-call options: the request is aborted after `timeoutMs`; connections are kept alive. */
   private deadline(timeoutMs = this.o.callTimeoutMs): ConfigurationOptions {
-    return {
-      middleware: [
-        {
-          pre: (ctx) => {
-            ctx.setSignal(AbortSignal.timeout(timeoutMs));
-            return new Observable(Promise.resolve(ctx));
-          },
-          post: (ctx) => new Observable(Promise.resolve(ctx)),
-        },
-      ],
-      middlewareMergeStrategy: 'append',
-    };
+    return this.requests.forCall(timeoutMs);
   }
 
   private async call<T>(verb: string, resource: string, fn: (opts: ConfigurationOptions) => Promise<T>): Promise<T> {
