@@ -194,7 +194,11 @@ export class KubernetesCoordinationStore implements CoordinationStore {
       throw new KmqError(ErrorCode.InvalidRequest, `ifVersion must be a non-negative integer or 'absent', got ${String(expected)}`, { key });
     }
     const lease = options.lease ? this.leaseOf(options.lease) : undefined;
-    return this.update(key, (current) => (matches(current, expected) ? { put: { value, lease: lease?.id } } : { ok: false, version: current?.version ?? 0 }));
+    return this.update(key, (current) => {
+      // The lease may have ended while the ConfigMap was read.
+      if (lease) this.leaseOf(lease);
+      return matches(current, expected) ? { put: { value, lease: lease?.id } } : { ok: false, version: current?.version ?? 0 };
+    });
   }
 
   async delete(key: string, options: DeleteOptions = {}): Promise<WriteResult> {
