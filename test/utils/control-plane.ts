@@ -114,8 +114,8 @@ class ControlPlaneProcess {
 
   constructor(
     readonly name: string,
-    bin: string,
-    args: string[],
+    readonly bin: string,
+    readonly args: string[],
   ) {
     this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
@@ -425,6 +425,30 @@ export class ControlPlane {
       fs.rmSync(dir, { recursive: true, force: true });
       throw new Error(`The test control plane did not start: ${err instanceof Error ? err.message : String(err)}\n${logs}`, { cause: err });
     }
+  }
+
+  /** Stops kube-apiserver only (etcd keeps its data), for tests of clients riding out an API server outage. */
+  async stopApiserver(): Promise<void> {
+    await this.component('kube-apiserver').stop();
+  }
+
+  /** Starts a stopped kube-apiserver again with the same flags and port, and waits until it is ready. */
+  async startApiserver(timeoutMs = 60_000): Promise<void> {
+    const old = this.component('kube-apiserver');
+    if (old.running) return;
+    const p = new ControlPlaneProcess(old.name, old.bin, old.args);
+    this.processes[this.processes.indexOf(old)] = p;
+    live.delete(old);
+    live.add(p);
+    const pki = (f: string): Buffer => fs.readFileSync(path.join(this.dir, 'pki', f));
+    const tls = { ca: pki('ca.crt'), cert: pki('admin.crt'), key: pki('admin.key') };
+    await waitUntil('kube-apiserver is ready again', p, timeoutMs, async () => (await get(`${this.server}/readyz`, tls)).status === 200);
+  }
+
+  private component(name: string): ControlPlaneProcess {
+    const p = this.processes.find((c) => c.name === name);
+    if (!p) throw new Error(`The control plane has no ${name}`);
+    return p;
   }
 
   /** Stops every component (the controller-manager and apiserver first, etcd last) and removes the temp folder. */
