@@ -45,3 +45,19 @@ describe('LeaderState', () => {
     expect(fresh.onFetch(2, 40, 60, 30, 1)).toBe(true);
   });
 });
+
+describe('LeaderState replica changes', () => {
+  it('tracks followers added by a reassignment from unknown, and forgets removed ones', () => {
+    const s = new LeaderState(1, 0, [1, 2], [1, 2], 0, 0);
+    s.onFetch(2, 10, 10, 0, 1);
+    s.setReplicas([1, 2, 4], 2);
+    expect(s.replicas).toEqual([1, 2, 4]);
+    expect(s.progress()).toEqual(new Map([[2, 10], [4, -1]]));
+    // Not in the in-sync set yet, so it does not hold the high watermark back, and joins once caught up.
+    expect(s.highWatermark(10)).toBe(10);
+    expect(s.onFetch(4, 10, 10, 10, 3)).toBe(true);
+    s.setReplicas([1, 4], 4);
+    expect(s.isReplica(2)).toBe(false);
+    expect(s.onFetch(2, 10, 10, 10, 5)).toBe(false);
+  });
+});

@@ -22,21 +22,27 @@ export class LeaderState {
   private readonly followers = new Map<number, FollowerProgress>();
   /** The in-sync set as stored; changes only when the store accepted a write. */
   private inSync: ReadonlySet<number>;
+  private replicaIds: readonly number[];
 
   constructor(
     readonly brokerId: number,
     readonly epoch: number,
-    readonly replicas: readonly number[],
+    replicas: readonly number[],
     isr: readonly number[],
     /** The first offset this epoch writes: a follower below it is missing this leader's history. */
     readonly epochStartOffset: number,
     now: number,
   ) {
     this.inSync = new Set(isr);
+    this.replicaIds = [...replicas];
     // Followers start as caught up: the lag clock runs from the election, not from the epoch's start.
     for (const r of replicas) {
       if (r !== brokerId) this.followers.set(r, { logEndOffset: -1, lastCaughtUpMs: now, leaderEndAtLastFetch: -1, lastFetchMs: now });
     }
+  }
+
+  get replicas(): readonly number[] {
+    return this.replicaIds;
   }
 
   get isr(): ReadonlySet<number> {
@@ -45,6 +51,15 @@ export class LeaderState {
 
   isReplica(id: number): boolean {
     return this.followers.has(id);
+  }
+
+  /** The partition's replica set changed (reassignment): new followers start unknown, removed ones are forgotten. */
+  setReplicas(replicas: readonly number[], now: number): void {
+    for (const id of [...this.followers.keys()]) if (!replicas.includes(id)) this.followers.delete(id);
+    for (const r of replicas) {
+      if (r !== this.brokerId && !this.followers.has(r)) this.followers.set(r, { logEndOffset: -1, lastCaughtUpMs: now, leaderEndAtLastFetch: -1, lastFetchMs: now });
+    }
+    this.replicaIds = [...replicas];
   }
 
   /** The store accepted (or reported) a new in-sync set. */

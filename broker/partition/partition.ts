@@ -207,8 +207,8 @@ export class Partition {
   becomeLeader(brokerId: number, epoch: number, replicas: readonly number[], isr: readonly number[], now: number): void {
     const r = this.currentRole;
     if (r.kind === 'leader' && r.state.epoch === epoch) {
-      r.state.setIsr(isr);
-      this.advanceHighWatermark();
+      r.state.setReplicas(replicas, now);
+      this.updateIsr(isr);
       return;
     }
     this.epochs.assign(epoch, this.log.logEndOffset);
