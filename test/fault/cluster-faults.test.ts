@@ -177,6 +177,36 @@ describe('cluster under faults', () => {
     expect(r.outOfOrder).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
+  it('etcd down for longer than the broker leases: produce goes on where it can, and nothing acknowledged is lost when it returns', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createTopic('storeless', { partitions: 3, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const work = new ProduceWorkload(k, 'storeless');
+    work.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    await c.etcd.kill();
+    const ackedBefore = work.acked.length;
+    await new Promise((r) => setTimeout(r, 6000));
+    // Leaders keep their roles while the store is away: replication needs no store.
+    const ackedDuring = work.acked.length - ackedBefore;
+    await c.etcd.restart();
+    await new Promise((r) => setTimeout(r, Math.max(4000, (RUN_SECONDS - 8) * 1000)));
+    await work.stop();
+    await until('every partition fully in sync', 30_000, async () => {
+      const d = await k.admin().describeTopic('storeless');
+      return d.topic.partitions.every((p) => p.isr.length === 3 && p.leader !== NO_LEADER) ? true : undefined;
+    });
+    const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'storeless'));
+    report('etcd down', r, { ackedWhileStoreDown: ackedDuring, errors: Object.fromEntries(work.errors) });
+    expect(ackedDuring).toBeGreaterThan(0);
+    expect(r.lost).toEqual([]);
+    expect(r.moved).toEqual([]);
+    expect(r.duplicated).toEqual([]);
+    expect(r.unexpected).toEqual([]);
+    expect(r.outOfOrder).toEqual([]);
+  }, TEST_TIMEOUT_MS);
+
   it('refuses acks=all below min.insync.replicas and never elects a leader from outside the in-sync set', async () => {
     cluster = await TestCluster.start({ brokers: 3 });
     const c = cluster;
