@@ -11,6 +11,7 @@ import { TopicManager } from './topics/topic-manager.js';
 import { CompactedStore } from './partition/compacted-store.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { BrokerProbe } from './metrics/broker-probe.js';
+import type { ReplicationSnapshot } from './metrics/broker-probe.js';
 import { HealthServer } from '../lib/health-server.js';
 import { RequestHandlers } from './server/request-handlers.js';
 import { ClientConnection } from './server/client-connection.js';
@@ -105,6 +106,7 @@ export class Broker {
         logger: logger.child({ component: 'processed-keys' }),
       });
       await processedKeys.start();
+      const cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined } = { member: undefined, store: undefined };
       const probe = new BrokerProbe({
         *partitions() {
           for (const t of topics.list(true)) for (const p of t.partitions) yield { topic: t.record.name, partition: p.index, logStartOffset: p.logStartOffset, logEndOffset: p.logEndOffset };
@@ -113,11 +115,11 @@ export class Broker {
         queues: () => queues.metrics(),
         exchanges: () => queues.exchangeCounters(),
         duplicatesDropped: () => queues.duplicateCounters(),
+        replication: () => replicationSnapshot(cluster.member),
       });
       const server = net.createServer();
       const readiness = { broker: undefined as Broker | undefined };
       const health = options.httpPort >= 0 ? new HealthServer(probe.registry, () => readiness.broker?.ready === true) : undefined;
-      const cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined } = { member: undefined, store: undefined };
       if (options.clusterStore === 'etcd') cluster.store = new EtcdCoordinationStore({ endpoints: options.etcdEndpoints, prefix: `/kmq/${options.clusterName}/` });
       const broker = new Broker(options, logger, lock, topics, groups, queues, dedupe, processedKeys, probe, server, health, cluster);
       readiness.broker = broker;
@@ -241,6 +243,14 @@ export class Broker {
     })();
     return this.stopping;
   }
+}
+
+function replicationSnapshot(member: ClusterMember | undefined): ReplicationSnapshot | undefined {
+  if (member === undefined) return undefined;
+  return {
+    isController: member.controller.isController,
+    led: member.replicas.led(),
+  };
 }
 
 function joining(): KmqError {

@@ -7,6 +7,15 @@ export interface PartitionGaugeSource {
   exchanges(): { routed: ReadonlyMap<string, number>; unroutable: ReadonlyMap<string, number> };
   /** Per destination, publishes dropped as repeats of an idempotency key. */
   duplicatesDropped(): ReadonlyMap<string, number>;
+  /** In a cluster: the partitions this broker leads and whether it is the controller; undefined on a single node. */
+  replication?(): ReplicationSnapshot | undefined;
+}
+
+/** What the replication metrics show. */
+export interface ReplicationSnapshot {
+  isController: boolean;
+  /** Partitions this broker leads, with their in-sync and replica counts. */
+  led: Iterable<{ topic: string; partition: number; inSync: number; replicas: number; highWatermark: number }>;
 }
 
 /**
@@ -61,6 +70,7 @@ export class BrokerProbe {
         for (const p of source.partitions()) this.set({ topic: p.topic, partition: String(p.partition) }, p.logStartOffset);
       },
     });
+    this.replicationMetrics(source, registers);
     new Gauge({
       name: 'kmq_broker_group_lag',
       help: 'Records between a group committed offset and the log end, per group and partition',
@@ -69,6 +79,66 @@ export class BrokerProbe {
       collect() {
         this.reset();
         for (const l of source.groupLag()) this.set({ group: l.group, topic: l.topic, partition: String(l.partition) }, l.lag);
+      },
+    });
+  }
+
+  private replicationMetrics(source: PartitionGaugeSource, registers: Registry[]): void {
+    const snapshot = (): ReplicationSnapshot | undefined => source.replication?.();
+    new Gauge({
+      name: 'kmq_broker_under_replicated_partitions',
+      help: 'Partitions this broker leads whose in-sync set is smaller than their replica set',
+      registers,
+      collect() {
+        let n = 0;
+        for (const p of snapshot()?.led ?? []) if (p.inSync < p.replicas) n++;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_leader_partitions',
+      help: 'Partitions this broker leads (a single node leads all of its own)',
+      registers,
+      collect() {
+        const s = snapshot();
+        if (s === undefined) {
+          let n = 0;
+          for (const _ of source.partitions()) n++;
+          this.set(n);
+          return;
+        }
+        let n = 0;
+        for (const _ of s.led) n++;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_partition_in_sync_replicas',
+      help: 'In-sync replicas of each partition this broker leads',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of snapshot()?.led ?? []) this.set({ topic: p.topic, partition: String(p.partition) }, p.inSync);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_high_watermark',
+      help: 'Offset below which every in-sync replica has the records (consumers read below it), per partition this broker leads',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of snapshot()?.led ?? []) this.set({ topic: p.topic, partition: String(p.partition) }, p.highWatermark);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_is_controller',
+      help: '1 while this broker is the cluster controller (always 1 on a single node)',
+      registers,
+      collect() {
+        const s = snapshot();
+        this.set(s === undefined || s.isController ? 1 : 0);
       },
     });
   }

@@ -168,11 +168,12 @@ export class ReplicaManager {
     }
   }
 
-  /** Under-replicated partitions this broker leads (in-sync set smaller than the replica set). */
-  underReplicated(): Partition[] {
-    const out: Partition[] = [];
-    for (const p of this.leaders) if (p.role.kind === 'leader' && p.role.state.isr.size < p.role.state.replicas.length) out.push(p);
-    return out;
+  /** The partitions this broker leads now, with their in-sync and replica counts. */
+  *led(): Iterable<{ topic: string; partition: number; inSync: number; replicas: number; highWatermark: number }> {
+    for (const p of this.leaders) {
+      const r = p.role;
+      if (r.kind === 'leader') yield { topic: p.topic, partition: p.index, inSync: r.state.isr.size, replicas: r.state.replicas.length, highWatermark: p.highWatermark };
+    }
   }
 
   async stop(): Promise<void> {

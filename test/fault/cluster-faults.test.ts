@@ -222,6 +222,11 @@ describe('cluster under faults', () => {
       const l = await leaderOf(k, 'isr', 0);
       return l.isr.length === 1 ? l : undefined;
     });
+    // The leader reports it in its metrics.
+    const metrics = await (await fetch(`http://127.0.0.1:${c.broker(leader)!.httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/^kmq_broker_under_replicated_partitions 1$/m);
+    expect(metrics).toMatch(/^kmq_broker_partition_in_sync_replicas\{topic="isr",partition="0"\} 1$/m);
+    expect(metrics).toMatch(/^kmq_broker_high_watermark\{topic="isr",partition="0"\} 2$/m);
     const lone = new KmqClient({ brokers: c.bootstrap(), retry: { retries: 0 } });
     clients.push(lone);
     const refused = await lone
