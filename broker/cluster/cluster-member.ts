@@ -16,6 +16,7 @@ import type { CoordinationStore } from './coordination-store.js';
 /** How long a topic change made here may take to reach this broker's view before the request fails, ms. */
 const VIEW_WAIT_MS = 15_000;
 const PRODUCER_IDS_KEY = 'producer-ids';
+const CLUSTER_ID_KEY = 'cluster-id';
 
 /** Where this broker serves, as it registers itself. */
 export interface Advertised {
@@ -45,6 +46,8 @@ export class ClusterMember {
     readonly controller: Controller,
     readonly replicas: ReplicaManager,
     private readonly logger: Logger,
+    /** The cluster's id, the same on every broker (made by the first one). */
+    readonly clusterId: string,
   ) {}
 
   static async start(options: CompiledBrokerOptions, store: CoordinationStore, topics: TopicManager, advertised: Advertised, logger: Logger): Promise<ClusterMember> {
@@ -70,7 +73,7 @@ export class ClusterMember {
       logger: log,
     });
     const controller = new Controller({ store, registry, view, brokerId: options.nodeId, logger: log });
-    const member = new ClusterMember(options, store, topics, registry, view, controller, replicas, log);
+    const member = new ClusterMember(options, store, topics, registry, view, controller, replicas, log, await clusterIdOf(store));
     view.on('topicChanged', (name, topic) => member.enqueue(name, topic));
     await view.start();
     // Topics this broker holds that the cluster no longer has were deleted while it was away.
@@ -176,5 +179,15 @@ export class ClusterMember {
       await new Promise((r) => setTimeout(r, 20));
     }
     await Promise.all([...this.chains.values()]);
+  }
+}
+
+/** The cluster id kept in the store: written once, by whichever broker gets there first. */
+async function clusterIdOf(store: CoordinationStore): Promise<string> {
+  for (;;) {
+    const cur = await store.get(CLUSTER_ID_KEY);
+    if (cur !== undefined) return cur.value;
+    // Of brokers racing here one write wins; each reads the winner's id on the next pass.
+    await store.put(CLUSTER_ID_KEY, randomUUID(), { ifVersion: 'absent' });
   }
 }

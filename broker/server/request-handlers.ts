@@ -281,7 +281,7 @@ export class RequestHandlers {
               : { name, errorCode: errorCodeToWire(ErrorCode.UnknownTopic), errorMessage: `Unknown topic "${name}"`, internal: false, partitions: [] },
           );
     const brokers = [...m.brokers().values()].map((b) => ({ id: b.id, host: b.host, port: b.port }));
-    return ok(Apis.Metadata, { brokers, topics, controllerId: m.controller.isController ? m.brokerId : (m.view.controller()?.brokerId ?? NO_LEADER), clusterId: this.clusterId });
+    return ok(Apis.Metadata, { brokers, topics, controllerId: m.controller.isController ? m.brokerId : (m.view.controller()?.brokerId ?? NO_LEADER), clusterId: m.clusterId });
   }
 
   private metadata(req: pb.MetadataRequest): HandlerResult {

@@ -34,6 +34,10 @@ export function registerClusterCommands(program: Command): void {
       process.stdout.write(`Cluster ${md.clusterId}: ${brokers.length} broker${brokers.length === 1 ? '' : 's'}, controller ${controller ?? 'none'}, ${partitions.length} partitions, ${under} under-replicated, ${offline} without a leader\n`);
       printTable(['BROKER', 'ADDRESS', 'CONTROLLER'], brokers.map((b) => [b.id, `${b.host}:${b.port}`, b.controller ? 'yes' : '']));
       process.stdout.write('\n');
+      if (shown.length === 0) {
+        process.stdout.write(f.underReplicated === true ? 'No partition is under-replicated or without a leader\n' : 'No topics\n');
+        return;
+      }
       printTable(
         ['TOPIC', 'PARTITION', 'LEADER', 'REPLICAS', 'ISR', 'STATE'],
         shown.map((p) => [p.topic, p.partition, p.leader ?? 'none', p.replicas.join(','), p.isr.join(','), p.leader === null ? 'offline' : p.underReplicated ? 'under-replicated' : 'ok']),

@@ -215,6 +215,14 @@ describe('cluster under faults', () => {
     const producer = k.producer({ acks: 'all' });
     await producer.send('isr', [{ value: 'a' }, { value: 'b' }]);
     await producer.close();
+    // Every broker names the same cluster.
+    const ids = await Promise.all(c.bootstrap().map(async (b) => {
+      const one = new KmqClient({ brokers: [b] });
+      clients.push(one);
+      return (await one.admin().describeCluster()).clusterId;
+    }));
+    expect(ids).toHaveLength(3);
+    expect(new Set(ids).size).toBe(1);
     const { leader } = await leaderOf(k, 'isr', 0);
     const followers = c.ids.filter((id) => id !== leader);
     for (const f of followers) await c.kill(f);
