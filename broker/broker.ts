@@ -10,6 +10,7 @@ import { LocalMetadataStore } from './cluster/local-metadata-store.js';
 import { TopicManager } from './topics/topic-manager.js';
 import { CompactedStore } from './partition/compacted-store.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
+import { GroupCoordinatorHost } from './groups/coordinator-host.js';
 import { BrokerProbe } from './metrics/broker-probe.js';
 import type { ReplicationSnapshot } from './metrics/broker-probe.js';
 import { HealthServer } from '../lib/health-server.js';
@@ -28,9 +29,8 @@ import { ClusterMember } from './cluster/cluster-member.js';
 import { EtcdCoordinationStore } from './cluster/etcd-coordination-store.js';
 import type { CoordinationStore } from './cluster/coordination-store.js';
 
-export const OFFSETS_TOPIC = '__consumer_offsets';
-export const SHARE_STATE_TOPIC = '__share_state';
-export const PROCESSED_KEYS_TOPIC = '__processed_keys';
+import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, SHARE_STATE_TOPIC } from './topics/internal-topics.js';
+
 
 /**
  * A single broker: storage, topics, consumer groups, the protocol listener and
@@ -51,7 +51,7 @@ export class Broker {
     private readonly logger: Logger,
     private readonly lock: DataDirLock,
     private readonly topics: TopicManager,
-    private readonly groups: GroupCoordinator,
+    private readonly groups: GroupCoordinatorHost,
     private readonly queues: QueueService,
     private readonly dedupe: PublishDedupe,
     private readonly processedKeys: ProcessedKeys,
@@ -69,20 +69,27 @@ export class Broker {
       const store = LocalMetadataStore.open(options.dataDir);
       const topics = new TopicManager(options, store, logger);
       await topics.start();
-      const offsetsTopic = await topics.ensureInternalTopic(OFFSETS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, segmentBytes: 16 * 1024 * 1024 });
-      const offsetsStore = new CompactedStore(offsetsTopic.partitions[0]!, options.maxMessageBytes);
-      const groups = new GroupCoordinator({
-        logger: logger.child({ component: 'groups' }),
-        store: offsetsStore,
-        options: { minSessionTimeoutMs: options.minSessionTimeoutMs, maxSessionTimeoutMs: options.maxSessionTimeoutMs },
-        topics: {
-          partitionCount: (t) => (topics.has(t) ? topics.get(t).partitions.length : undefined),
-          logStartOffset: (t, p) => topics.partition(t, p).logStartOffset,
-          logEndOffset: (t, p) => topics.partition(t, p).highWatermark,
-          offsetForTimestamp: (t, p, ts) => topics.partition(t, p).offsetForTimestamp(ts),
-        },
-      });
-      await groups.start();
+      const groups = new GroupCoordinatorHost(
+        (offsetsStore) =>
+          new GroupCoordinator({
+            logger: logger.child({ component: 'groups' }),
+            store: offsetsStore,
+            options: { minSessionTimeoutMs: options.minSessionTimeoutMs, maxSessionTimeoutMs: options.maxSessionTimeoutMs },
+            topics: {
+              partitionCount: (t) => (topics.has(t) ? topics.get(t).partitions.length : undefined),
+              logStartOffset: (t, p) => topics.partition(t, p).logStartOffset,
+              logEndOffset: (t, p) => topics.partition(t, p).highWatermark,
+              offsetForTimestamp: (t, p, ts) => topics.partition(t, p).offsetForTimestamp(ts),
+            },
+          }),
+        options.maxMessageBytes,
+        logger.child({ component: 'groups' }),
+      );
+      // In a cluster the offsets topic is a replicated cluster topic: the coordinator follows its leader (ClusterMember).
+      if (options.clusterStore === 'none') {
+        const offsetsTopic = await topics.ensureInternalTopic(OFFSETS_TOPIC, 1, OFFSETS_TOPIC_CONFIG);
+        await groups.lead(offsetsTopic.partitions[0]!);
+      }
 
       const shareTopic = await topics.ensureInternalTopic(SHARE_STATE_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, segmentBytes: 16 * 1024 * 1024 });
       const shareStore = new CompactedStore(shareTopic.partitions[0]!, options.maxMessageBytes);
@@ -111,7 +118,7 @@ export class Broker {
         *partitions() {
           for (const t of topics.list(true)) for (const p of t.partitions) yield { topic: t.record.name, partition: p.index, logStartOffset: p.logStartOffset, logEndOffset: p.logEndOffset };
         },
-        groupLag: () => groups.lagSnapshot(),
+        groupLag: () => groups.current()?.lagSnapshot() ?? [],
         queues: () => queues.metrics(),
         exchanges: () => queues.exchangeCounters(),
         duplicatesDropped: () => queues.duplicateCounters(),
@@ -129,7 +136,10 @@ export class Broker {
           ? store
           : { reserveProducerIds: (n) => (cluster.member === undefined ? Promise.reject(joining()) : cluster.member.reserveProducerIds(n)) },
       );
-      const handlers = new RequestHandlers(options, topics, groups, queueHandlers, producerIds, probe, logger, store.clusterId, () => ({
+      const handlers = new RequestHandlers(options, topics, () => {
+        if (cluster.member !== undefined) cluster.member.groupCoordinatorWanted();
+        return groups.get();
+      }, queueHandlers, producerIds, probe, logger, store.clusterId, () => ({
         host: options.advertisedHost,
         port: broker.port,
       }), new IdempotencyHandlers(processedKeys), () => {
@@ -140,7 +150,7 @@ export class Broker {
       await broker.listen();
       if (cluster.store !== undefined) {
         try {
-          cluster.member = await ClusterMember.start(options, cluster.store, topics, { host: options.advertisedHost, port: broker.port, httpPort: broker.httpPort }, logger);
+          cluster.member = await ClusterMember.start(options, cluster.store, topics, { host: options.advertisedHost, port: broker.port, httpPort: broker.httpPort }, logger, groups);
         } catch (err) {
           await broker.stop();
           throw err;
@@ -200,7 +210,7 @@ export class Broker {
       });
     }, this.options.retentionCheckMs);
     const groups = setInterval(() => {
-      this.groups.tick();
+      this.groups.current()?.tick();
       this.queues.tick();
       this.processedKeys.tick();
       this.dedupe.expire();

@@ -18,6 +18,11 @@ export interface TopicRoute {
   fetchedAt: number;
 }
 
+/** The internal topic whose partition 0 leader is the group coordinator. */
+const OFFSETS_TOPIC = '__consumer_offsets';
+/** Errors after which the coordinator (or a leader) may be elsewhere. */
+const MOVED: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.BrokerNotAvailable, ErrorCode.ConnectionClosed]);
+
 /** Cached metadata older than this is refreshed on the next use. */
 const METADATA_MAX_AGE_MS = 5 * 60_000;
 
@@ -98,12 +103,27 @@ export class Cluster {
   }
 
   /**
-   * The connection that serves group and admin requests. The protocol has no
-   * coordinator lookup, so any broker serves them; this is the one place to change
-   * if that changes.
+   * The connection to the group coordinator: the leader of partition 0 of
+   * `__consumer_offsets` (a single node leads it itself). Before the topic exists
+   * any broker takes the request (and creates it).
    */
-  coordinatorConnection(): Promise<BrokerConnection> {
+  async coordinatorConnection(): Promise<BrokerConnection> {
+    try {
+      return await this.leaderConnection(OFFSETS_TOPIC, 0);
+    } catch (err) {
+      if (err instanceof KmqError && (err.code === ErrorCode.UnknownTopic || err.code === ErrorCode.UnknownPartition)) return this.anyConnection();
+      throw err;
+    }
+  }
+
+  /** The connection for queue (shared group) requests: any broker (queues are not clustered yet). */
+  queueConnection(): Promise<BrokerConnection> {
     return this.anyConnection();
+  }
+
+  /** A group request failed in a way that may mean the coordinator moved: look it up again next time. */
+  coordinatorMoved(): void {
+    this.invalidate(OFFSETS_TOPIC);
   }
 
   /** One request with retries of retriable errors; `connect` picks the broker per attempt. */
@@ -116,8 +136,10 @@ export class Cluster {
   ): Promise<Response<Res>> {
     return retry(async () => (await connect()).request(api, req, payload, opts), {
       ...this.options.retry,
-      onRetry: (err, attempt, delayMs) =>
-        this.log.debug({ api: api.name, attempt, delayMs, err: (err as Error).message }, 'Retrying request'),
+      onRetry: (err, attempt, delayMs) => {
+        if (err instanceof KmqError && MOVED.has(err.code)) this.coordinatorMoved();
+        this.log.debug({ api: api.name, attempt, delayMs, err: (err as Error).message }, 'Retrying request');
+      },
     });
   }
 

@@ -141,6 +141,7 @@ export class GroupMember {
         return;
       }
       this.failures++;
+      this.cluster.coordinatorMoved();
       this.log.warn({ group: this.options.groupId, err: err.message, failures: this.failures }, 'Heartbeat failed');
       this.schedule(Math.min(this.heartbeatIntervalMs, backoffDelay(this.failures - 1, this.backoff)));
     }

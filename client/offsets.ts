@@ -64,11 +64,16 @@ export async function fetchCommitted(cluster: Cluster, group: string, partitions
 export async function commitOffsets(cluster: Cluster, group: string, memberId: string, offsets: ReadonlyArray<TopicPartition & { offset: number }>): Promise<void> {
   if (offsets.length === 0) return;
   const conn = await cluster.coordinatorConnection();
-  const res = await conn.request(Apis.OffsetCommit, {
-    group,
-    memberId,
-    offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, metadata: '' })),
-  });
+  const res = await conn
+    .request(Apis.OffsetCommit, {
+      group,
+      memberId,
+      offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, metadata: '' })),
+    })
+    .catch((err: unknown) => {
+      cluster.coordinatorMoved();
+      throw err;
+    });
   throwIfWireError(res.header.errorCode, res.header.errorMessage, { group });
   for (const r of res.header.results) {
     if (r.errorCode !== 0) {

@@ -384,7 +384,7 @@ export class QueueConsumer {
     const ranges = mergeAckRanges(ops);
     const { queue, group } = this.options;
     const p = this.cluster
-      .call(() => this.cluster.coordinatorConnection(), Apis.ShareAck, { queue, group, memberId: this.memberId, ranges })
+      .call(() => this.cluster.queueConnection(), Apis.ShareAck, { queue, group, memberId: this.memberId, ranges })
       .then(
         (res) => this.absorbAckErrors(flush, res.header),
         (err: unknown) => {
@@ -491,7 +491,7 @@ export class QueueConsumer {
    * has no other way to stop one.
    */
   private async openStreamConnection(): Promise<BrokerConnection> {
-    const shared = await this.cluster.coordinatorConnection();
+    const shared = await this.cluster.queueConnection();
     const conn = new BrokerConnection({ ...this.connectionOptions, address: shared.address });
     this.streamConnection = conn;
     await conn.connect();
@@ -513,7 +513,7 @@ export class QueueConsumer {
         continue;
       }
       try {
-        const conn = await this.cluster.coordinatorConnection();
+        const conn = await this.cluster.queueConnection();
         const res = await conn.request(
           Apis.ShareFetch,
           { queue, group, memberId: this.memberId, maxRecords: want, maxWaitMs, prefetch },
@@ -579,7 +579,7 @@ export class QueueConsumer {
     if (!this.started) return;
     const { queue, group } = this.options;
     try {
-      await this.cluster.call(() => this.cluster.coordinatorConnection(), Apis.ShareLeave, { queue, group, memberId: this.memberId });
+      await this.cluster.call(() => this.cluster.queueConnection(), Apis.ShareLeave, { queue, group, memberId: this.memberId });
     } catch (err) {
       // The broker releases the member's records when their locks expire.
       this.log.warn({ queue, err: (err as Error).message }, 'Leaving the shared group failed');

@@ -12,6 +12,8 @@ import { createClusterTopic, deleteClusterTopic } from './cluster-topics.js';
 import { updateIsr } from './partition-leadership.js';
 import type { BrokerRegistration, ClusterTopic, PartitionState } from './cluster-metadata.js';
 import type { CoordinationStore } from './coordination-store.js';
+import type { GroupCoordinatorHost } from '../groups/coordinator-host.js';
+import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG } from '../topics/internal-topics.js';
 
 /** How long a topic change made here may take to reach this broker's view before the request fails, ms. */
 const VIEW_WAIT_MS = 15_000;
@@ -48,9 +50,19 @@ export class ClusterMember {
     private readonly logger: Logger,
     /** The cluster's id, the same on every broker (made by the first one). */
     readonly clusterId: string,
+    private readonly groups: GroupCoordinatorHost,
   ) {}
 
-  static async start(options: CompiledBrokerOptions, store: CoordinationStore, topics: TopicManager, advertised: Advertised, logger: Logger): Promise<ClusterMember> {
+  private creatingOffsets: Promise<void> | undefined;
+
+  static async start(
+    options: CompiledBrokerOptions,
+    store: CoordinationStore,
+    topics: TopicManager,
+    advertised: Advertised,
+    logger: Logger,
+    groups: GroupCoordinatorHost,
+  ): Promise<ClusterMember> {
     const log = logger.child({ component: 'cluster' });
     const registry = new BrokerRegistry({ store, leaseTtlMs: options.brokerLeaseMs, logger: log });
     const view = new ClusterView({ store, registry, logger: log });
@@ -73,7 +85,7 @@ export class ClusterMember {
       logger: log,
     });
     const controller = new Controller({ store, registry, view, brokerId: options.nodeId, logger: log });
-    const member = new ClusterMember(options, store, topics, registry, view, controller, replicas, log, await clusterIdOf(store));
+    const member = new ClusterMember(options, store, topics, registry, view, controller, replicas, log, await clusterIdOf(store), groups);
     view.on('topicChanged', (name, topic) => member.enqueue(name, topic));
     await view.start();
     // Topics this broker holds that the cluster no longer has were deleted while it was away.
@@ -130,6 +142,26 @@ export class ClusterMember {
     throw new KmqError(ErrorCode.RequestTimedOut, 'Could not reserve producer ids: too many concurrent reservations');
   }
 
+  /**
+   * A group request arrived: the offsets topic is created on first use, as a cluster
+   * topic replicated over min(3, live brokers) (its partition 0 leader will host the
+   * coordinator).
+   */
+  groupCoordinatorWanted(): void {
+    if (this.view.topic(OFFSETS_TOPIC) !== undefined || this.creatingOffsets !== undefined) return;
+    const live = [...this.view.live().keys()];
+    const record: TopicRecord = { name: OFFSETS_TOPIC, id: randomUUID(), partitions: 1, replicationFactor: Math.min(3, live.length), config: OFFSETS_TOPIC_CONFIG, internal: true, createdAt: Date.now() };
+    this.creatingOffsets = createClusterTopic(this.store, record, live)
+      .then(() => this.logger.info({ topic: OFFSETS_TOPIC, replicationFactor: record.replicationFactor }, 'Created the offsets topic'))
+      .catch((err: unknown) => {
+        const e = toKmqError(err);
+        if (e.code !== ErrorCode.TopicExists) this.logger.warn({ err: e.message }, 'Creating the offsets topic failed');
+      })
+      .finally(() => {
+        this.creatingOffsets = undefined;
+      });
+  }
+
   /** The acks=all threshold of a topic: its setting or the broker's, capped at its replication factor. */
   minInSync(record: TopicRecord): number {
     return Math.min(record.config.minInSyncReplicas ?? this.options.minInSyncReplicas, record.replicationFactor);
@@ -169,6 +201,11 @@ export class ClusterMember {
     for (let i = 0; i < topic.partitions.length; i++) {
       const state = ct.partitions[i];
       if (state !== undefined) this.replicas.applyState(topic.partitions[i]!, state, minIsr);
+    }
+    if (name === OFFSETS_TOPIC) {
+      const state = ct.partitions[0];
+      if (state?.leader === this.options.nodeId) await this.groups.lead(topic.partitions[0]!);
+      else this.groups.resign(state === undefined || state.leader < 0 ? `no broker leads ${OFFSETS_TOPIC} right now` : `broker ${state.leader} hosts it`);
     }
   }
 

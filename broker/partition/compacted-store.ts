@@ -1,6 +1,9 @@
 import { encodeBatch, splitBatches, decodeBatch } from '../../protocol/record-batch.js';
 import type { Partition } from './partition.js';
 
+/** How long a journal write waits for the in-sync replicas (clusters only). */
+const COMMIT_TIMEOUT_MS = 30_000;
+
 /**
  * A durable key/value journal on one partition of an internal compacted topic
  * (e.g. `__consumer_offsets`): each put is one record; the latest record per key
@@ -10,13 +13,15 @@ export class CompactedStore {
   constructor(private readonly partition: Partition, private readonly maxMessageBytes: number) {}
 
   async append(key: Buffer, value: Buffer | null): Promise<void> {
-    await this.partition.append(encodeBatch([{ key, value }]), this.maxMessageBytes);
+    const r = await this.partition.append(encodeBatch([{ key, value }]), this.maxMessageBytes);
+    await this.partition.waitForCommit(r.lastOffset, COMMIT_TIMEOUT_MS);
   }
 
-  /** Appends every entry in one batch: all or nothing. */
+  /** Appends every entry in one batch: all or nothing. In a cluster, resolves once the in-sync replicas have it. */
   async appendMany(entries: Array<{ key: Buffer; value: Buffer | null }>): Promise<void> {
     if (entries.length === 0) return;
-    await this.partition.append(encodeBatch(entries), Number.MAX_SAFE_INTEGER);
+    const r = await this.partition.append(encodeBatch(entries), Number.MAX_SAFE_INTEGER);
+    await this.partition.waitForCommit(r.lastOffset, COMMIT_TIMEOUT_MS);
   }
 
   /** Every record from the log start, in order. */
@@ -24,7 +29,8 @@ export class CompactedStore {
     let offset = this.partition.logStartOffset;
     const end = this.partition.logEndOffset;
     while (offset < end) {
-      const chunk = this.partition.read(offset, 1024 * 1024);
+      // Up to the log end: a new leader's high watermark may still trail what it holds.
+      const chunk = this.partition.readForReplica(offset, 1024 * 1024);
       if (chunk.length === 0) break;
       for (const batch of splitBatches(chunk, true)) {
         const { header, records } = decodeBatch(batch);

@@ -54,7 +54,8 @@ export class RequestHandlers {
   constructor(
     private readonly options: CompiledBrokerOptions,
     private readonly topics: TopicManager,
-    private readonly groups: GroupCoordinator,
+    /** The group coordinator, or NotLeader when another broker hosts it. */
+    private readonly groups: () => GroupCoordinator,
     private readonly queueHandlers: QueueHandlers,
     private readonly producerIds: ProducerIdAllocator,
     private readonly probe: BrokerProbe,
@@ -87,23 +88,23 @@ export class RequestHandlers {
       case ApiKey.AlterTopicConfig:
         return this.alterTopicConfig(Apis.AlterTopicConfig.request.decode(header));
       case ApiKey.JoinGroup:
-        return ok(Apis.JoinGroup, this.groups.join(Apis.JoinGroup.request.decode(header), conn.socket.remoteAddress ?? ''));
+        return ok(Apis.JoinGroup, this.groups().join(Apis.JoinGroup.request.decode(header), conn.socket.remoteAddress ?? ''));
       case ApiKey.Heartbeat:
-        return ok(Apis.Heartbeat, this.groups.heartbeat(Apis.Heartbeat.request.decode(header)));
+        return ok(Apis.Heartbeat, this.groups().heartbeat(Apis.Heartbeat.request.decode(header)));
       case ApiKey.LeaveGroup:
-        return ok(Apis.LeaveGroup, this.groups.leave(Apis.LeaveGroup.request.decode(header)));
+        return ok(Apis.LeaveGroup, this.groups().leave(Apis.LeaveGroup.request.decode(header)));
       case ApiKey.OffsetCommit:
-        return this.groups.commitOffsets(Apis.OffsetCommit.request.decode(header)).then((r) => ok(Apis.OffsetCommit, r));
+        return this.groups().commitOffsets(Apis.OffsetCommit.request.decode(header)).then((r) => ok(Apis.OffsetCommit, r));
       case ApiKey.OffsetFetch:
-        return ok(Apis.OffsetFetch, this.groups.fetchOffsets(Apis.OffsetFetch.request.decode(header)));
+        return ok(Apis.OffsetFetch, this.groups().fetchOffsets(Apis.OffsetFetch.request.decode(header)));
       case ApiKey.ListGroups:
-        return ok(Apis.ListGroups, this.groups.listGroups());
+        return ok(Apis.ListGroups, this.groups().listGroups());
       case ApiKey.DescribeGroup:
-        return ok(Apis.DescribeGroup, this.groups.describeGroup(Apis.DescribeGroup.request.decode(header)));
+        return ok(Apis.DescribeGroup, this.groups().describeGroup(Apis.DescribeGroup.request.decode(header)));
       case ApiKey.ResetOffsets:
-        return this.groups.resetOffsets(Apis.ResetOffsets.request.decode(header)).then((r) => ok(Apis.ResetOffsets, r));
+        return this.groups().resetOffsets(Apis.ResetOffsets.request.decode(header)).then((r) => ok(Apis.ResetOffsets, r));
       case ApiKey.DeleteGroup:
-        return this.groups.deleteGroup(Apis.DeleteGroup.request.decode(header)).then((r) => ok(Apis.DeleteGroup, r));
+        return this.groups().deleteGroup(Apis.DeleteGroup.request.decode(header)).then((r) => ok(Apis.DeleteGroup, r));
       case ApiKey.ReplicaFetch:
         return this.replicaFetch(Apis.ReplicaFetch.request.decode(header), conn);
       case ApiKey.EpochEndOffset:

@@ -145,6 +145,60 @@ describe('cluster under faults', () => {
     expect(r.outOfOrder).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
+  it('a consumer group reads every acknowledged record while the group coordinator and partition leaders are killed', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createTopic('grouped', { partitions: 4, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const consumed = new Map<string, number>();
+    const members = [client(c), client(c)].map((mk) => mk.consumer({ groupId: 'g', topics: ['grouped'], fromBeginning: true, sessionTimeoutMs: 6000, maxWaitMs: 200 }));
+    let stopping = false;
+    const loops = members.map(async (m) => {
+      for await (const b of m.batches()) {
+        for (const r of b.records) {
+          const v = r.value?.toString() ?? '';
+          consumed.set(v, (consumed.get(v) ?? 0) + 1);
+        }
+        if (stopping) break;
+      }
+    });
+    const work = new ProduceWorkload(k, 'grouped');
+    work.start();
+    const deadline = Date.now() + RUN_SECONDS * 1000;
+    let kills = 0;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 2000));
+      // Alternately the coordinator (leader of __consumer_offsets-0) and a data partition's leader.
+      const target = kills % 2 === 0 ? '__consumer_offsets' : 'grouped';
+      const { leader } = await until(`${target} has a leader`, 20_000, async () => {
+        const l = await leaderOf(k, target, 0);
+        return l.leader !== NO_LEADER ? l : undefined;
+      });
+      await c.kill(leader);
+      await until(`a new leader of ${target}`, 15_000, async () => {
+        const l = await leaderOf(k, target, 0);
+        return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+      });
+      await c.restart(leader);
+      kills++;
+    }
+    await work.stop();
+    // Every acknowledged record reaches the group (at least once: a rebalance may repeat some).
+    const ackedValues = work.acked.map((a) => `v-${a.seq}`);
+    await until('the group consumed every acknowledged record', 60_000, async () => (ackedValues.every((v) => consumed.has(v)) ? true : undefined)).catch(() => undefined);
+    stopping = true;
+    const lost = ackedValues.filter((v) => !consumed.has(v));
+    const unexpected = [...consumed.keys()].filter((v) => !/^v-\d+$/.test(v) || Number(v.slice(2)) >= work.sent);
+    const redelivered = [...consumed.values()].filter((n) => n > 1).length;
+    process.stdout.write(`consumer group: acked ${ackedValues.length}, consumed ${consumed.size} distinct, lost ${lost.length}, unexpected ${unexpected.length}, redelivered ${redelivered}, kills ${kills}\n`);
+    for (const m of members) await m.close().catch(() => undefined);
+    await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 5000))]);
+    expect(kills).toBeGreaterThan(1);
+    expect(ackedValues.length).toBeGreaterThan(100);
+    expect(lost).toEqual([]);
+    expect(unexpected).toEqual([]);
+  }, TEST_TIMEOUT_MS);
+
   it('SIGSTOP of the leader past its lease: a new leader takes over, the frozen one is fenced when it wakes, nothing acknowledged is lost', async () => {
     cluster = await TestCluster.start({ brokers: 3 });
     const c = cluster;
