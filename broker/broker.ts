@@ -10,7 +10,8 @@ import { LocalMetadataStore } from './cluster/local-metadata-store.js';
 import { TopicManager } from './topics/topic-manager.js';
 import { CompactedStore } from './partition/compacted-store.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
-import { GroupCoordinatorHost } from './groups/coordinator-host.js';
+import { HostedService } from './partition/hosted-service.js';
+import type { JournaledService } from './partition/hosted-service.js';
 import { BrokerProbe } from './metrics/broker-probe.js';
 import type { ReplicationSnapshot } from './metrics/broker-probe.js';
 import { HealthServer } from '../lib/health-server.js';
@@ -29,7 +30,7 @@ import { ClusterMember } from './cluster/cluster-member.js';
 import { EtcdCoordinationStore } from './cluster/etcd-coordination-store.js';
 import type { CoordinationStore } from './cluster/coordination-store.js';
 
-import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, SHARE_STATE_TOPIC } from './topics/internal-topics.js';
+import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG, SHARE_STATE_TOPIC } from './topics/internal-topics.js';
 
 
 /**
@@ -51,10 +52,10 @@ export class Broker {
     private readonly logger: Logger,
     private readonly lock: DataDirLock,
     private readonly topics: TopicManager,
-    private readonly groups: GroupCoordinatorHost,
+    private readonly groups: HostedService<GroupCoordinator>,
     private readonly queues: QueueService,
     private readonly dedupe: PublishDedupe,
-    private readonly processedKeys: ProcessedKeys,
+    private readonly processedKeys: HostedService<ProcessedKeys>,
     private readonly probe: BrokerProbe,
     private readonly server: net.Server,
     private readonly health: HealthServer | undefined,
@@ -69,7 +70,8 @@ export class Broker {
       const store = LocalMetadataStore.open(options.dataDir);
       const topics = new TopicManager(options, store, logger);
       await topics.start();
-      const groups = new GroupCoordinatorHost(
+      const groups = new HostedService(
+        'group coordinator',
         (offsetsStore) =>
           new GroupCoordinator({
             logger: logger.child({ component: 'groups' }),
@@ -105,14 +107,25 @@ export class Broker {
       if (rebuilt > 0) logger.info({ keys: dedupe.size }, 'Publish dedupe keys reloaded');
       const queues = new QueueService(topics, shared, exchanges, logger.child({ component: 'queues' }), Date.now, dedupe);
       queues.start();
-      // Every record carries its absolute expiry, so a tombstone only helps compaction: it may go after an hour.
-      const keysTopic = await topics.ensureInternalTopic(PROCESSED_KEYS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: 3_600_000, segmentBytes: 16 * 1024 * 1024 });
-      const keysStore = new CompactedStore(keysTopic.partitions[0]!, options.maxMessageBytes);
-      const processedKeys = new ProcessedKeys({
-        journal: { append: (entries) => keysStore.appendMany(entries), load: () => keysStore.load() },
-        logger: logger.child({ component: 'processed-keys' }),
-      });
-      await processedKeys.start();
+      const processedKeys = new HostedService(
+        'processed-key store',
+        (keysStore) =>
+          new ProcessedKeys({
+            journal: { append: (entries) => keysStore.appendMany(entries), load: () => keysStore.load() },
+            logger: logger.child({ component: 'processed-keys' }),
+          }),
+        options.maxMessageBytes,
+        logger.child({ component: 'processed-keys' }),
+      );
+      if (options.clusterStore === 'none') {
+        const keysTopic = await topics.ensureInternalTopic(PROCESSED_KEYS_TOPIC, 1, PROCESSED_KEYS_TOPIC_CONFIG);
+        await processedKeys.lead(keysTopic.partitions[0]!);
+      }
+      // In a cluster these follow the leaders of their (replicated) topics: ClusterMember moves them.
+      const hosted = new Map<string, HostedService<JournaledService>>([
+        [OFFSETS_TOPIC, groups],
+        [PROCESSED_KEYS_TOPIC, processedKeys],
+      ]);
       const cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined } = { member: undefined, store: undefined };
       const probe = new BrokerProbe({
         *partitions() {
@@ -137,12 +150,15 @@ export class Broker {
           : { reserveProducerIds: (n) => (cluster.member === undefined ? Promise.reject(joining()) : cluster.member.reserveProducerIds(n)) },
       );
       const handlers = new RequestHandlers(options, topics, () => {
-        if (cluster.member !== undefined) cluster.member.groupCoordinatorWanted();
+        cluster.member?.internalTopicWanted(OFFSETS_TOPIC);
         return groups.get();
       }, queueHandlers, producerIds, probe, logger, store.clusterId, () => ({
         host: options.advertisedHost,
         port: broker.port,
-      }), new IdempotencyHandlers(processedKeys), () => {
+      }), new IdempotencyHandlers(() => {
+        cluster.member?.internalTopicWanted(PROCESSED_KEYS_TOPIC);
+        return processedKeys.get();
+      }), () => {
         if (cluster.store !== undefined && cluster.member === undefined) throw joining();
         return cluster.member;
       });
@@ -150,7 +166,7 @@ export class Broker {
       await broker.listen();
       if (cluster.store !== undefined) {
         try {
-          cluster.member = await ClusterMember.start(options, cluster.store, topics, { host: options.advertisedHost, port: broker.port, httpPort: broker.httpPort }, logger, groups);
+          cluster.member = await ClusterMember.start(options, cluster.store, topics, { host: options.advertisedHost, port: broker.port, httpPort: broker.httpPort }, logger, hosted);
         } catch (err) {
           await broker.stop();
           throw err;
@@ -212,7 +228,7 @@ export class Broker {
     const groups = setInterval(() => {
       this.groups.current()?.tick();
       this.queues.tick();
-      this.processedKeys.tick();
+      this.processedKeys.current()?.tick();
       this.dedupe.expire();
       this.warnDedupeEvictions();
     }, 100);

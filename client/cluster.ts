@@ -20,6 +20,8 @@ export interface TopicRoute {
 
 /** The internal topic whose partition 0 leader is the group coordinator. */
 const OFFSETS_TOPIC = '__consumer_offsets';
+/** The internal topic whose partition 0 leader keeps processed keys. */
+const PROCESSED_KEYS_TOPIC = '__processed_keys';
 /** Errors after which the coordinator (or a leader) may be elsewhere. */
 const MOVED: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.BrokerNotAvailable, ErrorCode.ConnectionClosed]);
 
@@ -107,9 +109,18 @@ export class Cluster {
    * `__consumer_offsets` (a single node leads it itself). Before the topic exists
    * any broker takes the request (and creates it).
    */
-  async coordinatorConnection(): Promise<BrokerConnection> {
+  coordinatorConnection(): Promise<BrokerConnection> {
+    return this.internalLeaderConnection(OFFSETS_TOPIC);
+  }
+
+  /** The connection to the broker's processed-key store: the leader of partition 0 of `__processed_keys`. */
+  keysConnection(): Promise<BrokerConnection> {
+    return this.internalLeaderConnection(PROCESSED_KEYS_TOPIC);
+  }
+
+  private async internalLeaderConnection(topic: string): Promise<BrokerConnection> {
     try {
-      return await this.leaderConnection(OFFSETS_TOPIC, 0);
+      return await this.leaderConnection(topic, 0);
     } catch (err) {
       if (err instanceof KmqError && (err.code === ErrorCode.UnknownTopic || err.code === ErrorCode.UnknownPartition)) return this.anyConnection();
       throw err;
@@ -124,6 +135,7 @@ export class Cluster {
   /** A group request failed in a way that may mean the coordinator moved: look it up again next time. */
   coordinatorMoved(): void {
     this.invalidate(OFFSETS_TOPIC);
+    this.invalidate(PROCESSED_KEYS_TOPIC);
   }
 
   /** One request with retries of retriable errors; `connect` picks the broker per attempt. */

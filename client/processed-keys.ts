@@ -34,17 +34,17 @@ export class BrokerProcessedKeyStore {
   }
 
   async claim(key: string, owner: string, claimTtlMs: number): Promise<KeyClaim> {
-    const res = await this.cluster.callAny(Apis.ClaimKey, { scope: this.scope, key, owner, claimTtlMs });
+    const res = await this.cluster.call(() => this.cluster.keysConnection(), Apis.ClaimKey, { scope: this.scope, key, owner, claimTtlMs });
     const claim = claims[res.header.result];
     if (claim === undefined) throw new KmqError(ErrorCode.Unknown, `Unknown claim result ${res.header.result}`, {}, { retriable: false });
     return claim;
   }
 
   async complete(key: string, owner: string, ttlMs: number): Promise<void> {
-    await this.cluster.callAny(Apis.CompleteKey, { scope: this.scope, key, owner, ttlMs });
+    await this.cluster.call(() => this.cluster.keysConnection(), Apis.CompleteKey, { scope: this.scope, key, owner, ttlMs });
   }
 
   async release(key: string, owner: string): Promise<void> {
-    await this.cluster.callAny(Apis.ReleaseKey, { scope: this.scope, key, owner });
+    await this.cluster.call(() => this.cluster.keysConnection(), Apis.ReleaseKey, { scope: this.scope, key, owner });
   }
 }

@@ -12,8 +12,14 @@ import { createClusterTopic, deleteClusterTopic } from './cluster-topics.js';
 import { updateIsr } from './partition-leadership.js';
 import type { BrokerRegistration, ClusterTopic, PartitionState } from './cluster-metadata.js';
 import type { CoordinationStore } from './coordination-store.js';
-import type { GroupCoordinatorHost } from '../groups/coordinator-host.js';
-import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG } from '../topics/internal-topics.js';
+import type { HostedService, JournaledService } from '../partition/hosted-service.js';
+import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG } from '../topics/internal-topics.js';
+
+/** Internal topics that become replicated cluster topics on first use, and their settings. */
+const CLUSTER_INTERNAL_TOPICS: ReadonlyMap<string, TopicOverrides> = new Map([
+  [OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG],
+  [PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG],
+]);
 
 /** How long a topic change made here may take to reach this broker's view before the request fails, ms. */
 const VIEW_WAIT_MS = 15_000;
@@ -50,10 +56,11 @@ export class ClusterMember {
     private readonly logger: Logger,
     /** The cluster's id, the same on every broker (made by the first one). */
     readonly clusterId: string,
-    private readonly groups: GroupCoordinatorHost,
+    /** Services that run on the leader of their internal topic's partition 0, by topic. */
+    private readonly hosted: ReadonlyMap<string, HostedService<JournaledService>>,
   ) {}
 
-  private creatingOffsets: Promise<void> | undefined;
+  private readonly creating = new Set<string>();
 
   static async start(
     options: CompiledBrokerOptions,
@@ -61,7 +68,7 @@ export class ClusterMember {
     topics: TopicManager,
     advertised: Advertised,
     logger: Logger,
-    groups: GroupCoordinatorHost,
+    hosted: ReadonlyMap<string, HostedService<JournaledService>>,
   ): Promise<ClusterMember> {
     const log = logger.child({ component: 'cluster' });
     const registry = new BrokerRegistry({ store, leaseTtlMs: options.brokerLeaseMs, logger: log });
@@ -85,7 +92,7 @@ export class ClusterMember {
       logger: log,
     });
     const controller = new Controller({ store, registry, view, brokerId: options.nodeId, logger: log });
-    const member = new ClusterMember(options, store, topics, registry, view, controller, replicas, log, await clusterIdOf(store), groups);
+    const member = new ClusterMember(options, store, topics, registry, view, controller, replicas, log, await clusterIdOf(store), hosted);
     view.on('topicChanged', (name, topic) => member.enqueue(name, topic));
     await view.start();
     // Topics this broker holds that the cluster no longer has were deleted while it was away.
@@ -143,23 +150,23 @@ export class ClusterMember {
   }
 
   /**
-   * A group request arrived: the offsets topic is created on first use, as a cluster
-   * topic replicated over min(3, live brokers) (its partition 0 leader will host the
-   * coordinator).
+   * A request for a service kept in internal topic `name` arrived: the topic is created
+   * on first use, as a cluster topic replicated over min(3, live brokers); its
+   * partition 0 leader will host the service.
    */
-  groupCoordinatorWanted(): void {
-    if (this.view.topic(OFFSETS_TOPIC) !== undefined || this.creatingOffsets !== undefined) return;
+  internalTopicWanted(name: string): void {
+    const config = CLUSTER_INTERNAL_TOPICS.get(name);
+    if (config === undefined || this.view.topic(name) !== undefined || this.creating.has(name)) return;
     const live = [...this.view.live().keys()];
-    const record: TopicRecord = { name: OFFSETS_TOPIC, id: randomUUID(), partitions: 1, replicationFactor: Math.min(3, live.length), config: OFFSETS_TOPIC_CONFIG, internal: true, createdAt: Date.now() };
-    this.creatingOffsets = createClusterTopic(this.store, record, live)
-      .then(() => this.logger.info({ topic: OFFSETS_TOPIC, replicationFactor: record.replicationFactor }, 'Created the offsets topic'))
+    const record: TopicRecord = { name, id: randomUUID(), partitions: 1, replicationFactor: Math.min(3, live.length), config, internal: true, createdAt: Date.now() };
+    this.creating.add(name);
+    createClusterTopic(this.store, record, live)
+      .then(() => this.logger.info({ topic: name, replicationFactor: record.replicationFactor }, 'Created an internal topic'))
       .catch((err: unknown) => {
         const e = toKmqError(err);
-        if (e.code !== ErrorCode.TopicExists) this.logger.warn({ err: e.message }, 'Creating the offsets topic failed');
+        if (e.code !== ErrorCode.TopicExists) this.logger.warn({ topic: name, err: e.message }, 'Creating an internal topic failed');
       })
-      .finally(() => {
-        this.creatingOffsets = undefined;
-      });
+      .finally(() => this.creating.delete(name));
   }
 
   /** The acks=all threshold of a topic: its setting or the broker's, capped at its replication factor. */
@@ -202,10 +209,11 @@ export class ClusterMember {
       const state = ct.partitions[i];
       if (state !== undefined) this.replicas.applyState(topic.partitions[i]!, state, minIsr);
     }
-    if (name === OFFSETS_TOPIC) {
+    const service = this.hosted.get(name);
+    if (service !== undefined) {
       const state = ct.partitions[0];
-      if (state?.leader === this.options.nodeId) await this.groups.lead(topic.partitions[0]!);
-      else this.groups.resign(state === undefined || state.leader < 0 ? `no broker leads ${OFFSETS_TOPIC} right now` : `broker ${state.leader} hosts it`);
+      if (state?.leader === this.options.nodeId) await service.lead(topic.partitions[0]!);
+      else service.resign(state === undefined || state.leader < 0 ? `no broker leads ${name} right now` : `broker ${state.leader} hosts it`);
     }
   }
 

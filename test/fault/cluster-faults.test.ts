@@ -199,6 +199,29 @@ describe('cluster under faults', () => {
     expect(unexpected).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
+  it('processed keys survive the loss of the broker keeping them: a key completed before is still processed on the new leader', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    const keys = k.processedKeys('orders-sub');
+    const done = Array.from({ length: 50 }, (_, i) => `order-${i}`);
+    for (const key of done) {
+      expect(await keys.claim(key, 'sidecar-a', 5000)).toBe('claimed');
+      await keys.complete(key, 'sidecar-a', 3_600_000);
+    }
+    expect(await keys.claim('order-in-flight', 'sidecar-a', 60_000)).toBe('claimed');
+    const { leader } = await leaderOf(k, '__processed_keys', 0);
+    await c.kill(leader);
+    await until('a new leader of __processed_keys', 15_000, async () => {
+      const l = await leaderOf(k, '__processed_keys', 0);
+      return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+    });
+    for (const key of done) expect(await keys.claim(key, 'sidecar-b', 5000)).toBe('processed');
+    // A claim is journaled too: another owner must wait for it to expire.
+    expect(await keys.claim('order-in-flight', 'sidecar-b', 5000)).toBe('busy');
+    expect(await keys.claim('order-new', 'sidecar-b', 5000)).toBe('claimed');
+  }, TEST_TIMEOUT_MS);
+
   it('SIGSTOP of the leader past its lease: a new leader takes over, the frozen one is fenced when it wakes, nothing acknowledged is lost', async () => {
     cluster = await TestCluster.start({ brokers: 3 });
     const c = cluster;
