@@ -42,6 +42,8 @@ describe('compileBrokerOptions: the cluster store', () => {
     process.env.KUBECONFIG = '/tmp/kubeconfig';
     expect(compileBrokerOptions({ clusterStore: 'kubernetes' }, host('b-0', 'from-file'))).toMatchObject({ clusterNamespace: 'from-env', kubeconfig: '/tmp/kubeconfig' });
     expect(compileBrokerOptions({ clusterStore: 'kubernetes', clusterNamespace: 'given', kubeconfig: '/k' }, host('b-0'))).toMatchObject({ clusterNamespace: 'given', kubeconfig: '/k' });
+    process.env.KUBECONFIG = ['/first', '/second'].join(path.delimiter);
+    expect(compileBrokerOptions({ clusterStore: 'kubernetes' }, host('b-0')).kubeconfig).toBe('/first');
     delete process.env.POD_NAMESPACE;
     expect(() => compileBrokerOptions({ clusterStore: 'kubernetes' }, host('b-0'))).toThrow(/clusterNamespace: the kubernetes store needs a namespace/);
     expect(() => compileBrokerOptions({ clusterStore: 'kubernetes', clusterNamespace: 'Not_A_Namespace' }, host('b-0'))).toThrow(/clusterNamespace must be a namespace name/);

@@ -72,7 +72,8 @@ export interface BrokerOptions {
   clusterNamespace?: string;
   /**
    * A kubeconfig file through which the kubernetes store reaches the API server, for a broker
-   * outside a pod. Default KUBECONFIG; unset, the pod's service account (in-cluster) is used.
+   * outside a pod. Default KUBECONFIG (of a list, the first file); unset, the pod's service
+   * account (in-cluster) is used.
    */
   kubeconfig?: string;
   /** TTL of the broker's lease in the store, ms: a dead broker's partitions get new leaders about this long after it died. Default 6000. */
@@ -190,7 +191,8 @@ export function compileBrokerOptions(o: BrokerOptions = {}, machine: BrokerHost 
     etcdEndpoints: o.etcdEndpoints ?? ['http://127.0.0.1:2379'],
     clusterName: clusterNameSetting(o.clusterName ?? 'kmq'),
     clusterNamespace: clusterNamespaceSetting(o, clusterStore, machine.serviceAccountNamespaceFile),
-    kubeconfig: o.kubeconfig ?? readEnv(EnvVar.kubeconfig) ?? '',
+    // KUBECONFIG may list several files; the store reads one.
+    kubeconfig: o.kubeconfig ?? readEnv(EnvVar.kubeconfig)?.split(path.delimiter).find((f) => f !== '') ?? '',
     brokerLeaseMs: intSetting('brokerLeaseMs', o.brokerLeaseMs ?? 6000, 1000, 600_000),
     replicaLagTimeMs: intSetting('replicaLagTimeMs', o.replicaLagTimeMs ?? 10_000, 100, 3_600_000),
     defaultReplicationFactor: intSetting('defaultReplicationFactor', o.defaultReplicationFactor ?? 0, 0, 100),
