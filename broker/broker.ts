@@ -141,6 +141,7 @@ export class Broker {
       const readiness = { broker: undefined as Broker | undefined };
       const health = options.httpPort >= 0 ? new HealthServer(probe.registry, () => readiness.broker?.ready === true) : undefined;
       if (options.clusterStore === 'etcd') cluster.store = new EtcdCoordinationStore({ endpoints: options.etcdEndpoints, prefix: `/kmq/${options.clusterName}/` });
+      if (options.clusterStore === 'kubernetes') cluster.store = await kubernetesStore(options, logger);
       const broker = new Broker(options, logger, lock, topics, groups, queues, dedupe, processedKeys, probe, server, health, cluster);
       readiness.broker = broker;
       const queueHandlers = new QueueHandlers(options, queues, exchanges, logger.child({ component: 'queues' }));
@@ -277,6 +278,34 @@ function replicationSnapshot(member: ClusterMember | undefined): ReplicationSnap
     isController: member.controller.isController,
     led: member.replicas.led(),
   };
+}
+
+/**
+ * The kubernetes coordination store of options (ConfigMap and Leases in clusterNamespace).
+ * Loaded on demand: the API client takes a second to import, which single-node brokers skip.
+ */
+async function kubernetesStore(options: CompiledBrokerOptions, logger: Logger): Promise<CoordinationStore> {
+  const [{ KubeConfig }, { KubernetesCoordinationStore }] = await Promise.all([import('@kubernetes/client-node'), import('./cluster/kubernetes-coordination-store.js')]);
+  const kubeConfig = new KubeConfig();
+  if (options.kubeconfig !== '') {
+    try {
+      kubeConfig.loadFromFile(options.kubeconfig);
+    } catch (err) {
+      throw new KmqError(ErrorCode.InvalidConfig, `kubeconfig: cannot load ${options.kubeconfig}: ${err instanceof Error ? err.message : String(err)}`, { setting: 'kubeconfig' });
+    }
+  } else {
+    if (process.env.KUBERNETES_SERVICE_HOST === undefined) {
+      throw new KmqError(ErrorCode.InvalidConfig, 'clusterStore kubernetes: not in a pod (KUBERNETES_SERVICE_HOST is unset) and no kubeconfig given', { setting: 'kubeconfig' });
+    }
+    kubeConfig.loadFromCluster();
+  }
+  return new KubernetesCoordinationStore({
+    kubeConfig,
+    namespace: options.clusterNamespace,
+    prefix: `/kmq/${options.clusterName}/`,
+    identity: `${options.clusterName}-broker-${options.nodeId}-${process.pid}`,
+    logger: logger.child({ component: 'cluster' }),
+  });
 }
 
 function joining(): KmqError {

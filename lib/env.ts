@@ -9,10 +9,16 @@ export const EnvVar = {
   logLevel: 'KMQ_LOG_LEVEL',
   /** Broker data folder. */
   dataDir: 'KMQ_DATA_DIR',
-  /** Broker: the coordination store of its cluster (none | etcd). */
+  /** Broker: the coordination store of its cluster (none | etcd | kubernetes). */
   clusterStore: 'KMQ_CLUSTER_STORE',
   /** Broker: comma-separated etcd URLs for the etcd cluster store. */
   etcdEndpoints: 'KMQ_ETCD_ENDPOINTS',
+  /** Broker: the cluster's name, naming its keys in the coordination store. */
+  clusterName: 'KMQ_CLUSTER_NAME',
+  /** Broker: the namespace of the kubernetes cluster store (the pod's own, from the downward API). */
+  podNamespace: 'POD_NAMESPACE',
+  /** Broker: a kubeconfig file for the kubernetes cluster store outside a pod (unset: the pod's service account). */
+  kubeconfig: 'KUBECONFIG',
   /** Broker listen port. */
   port: 'KMQ_PORT',
   /** Broker HTTP port for /metrics, /healthz and /readyz. */

@@ -11,6 +11,7 @@ export interface BrokerFlags {
   httpPort?: string;
   advertisedHost?: string;
   nodeId?: string;
+  nodeIdFromHostname?: boolean;
   flush?: string;
   flushIntervalMs?: string;
   maxMessageBytes?: string;
@@ -24,6 +25,8 @@ export interface BrokerFlags {
   clusterStore?: string;
   etcdEndpoints?: string;
   clusterName?: string;
+  clusterNamespace?: string;
+  kubeconfig?: string;
   brokerLeaseMs?: string;
   replicaLagTimeMs?: string;
   defaultReplicationFactor?: string;
@@ -38,6 +41,7 @@ export function addBrokerFlags(cmd: Command): Command {
     .option('--http-port <n>', 'port for /metrics, /healthz, /readyz (default port+1; -1 disables)')
     .option('--advertised-host <host>', 'host clients are told to connect to')
     .option('--node-id <n>', 'broker id')
+    .option('--node-id-from-hostname', 'broker id = the ordinal of the hostname <name>-<ordinal> (a StatefulSet pod)')
     .option('--flush <mode>', 'fsync policy: every-batch | interval | none')
     .option('--flush-interval-ms <n>', 'fsync interval for --flush interval')
     .option('--max-message-bytes <n>', 'largest record batch accepted')
@@ -48,9 +52,11 @@ export function addBrokerFlags(cmd: Command): Command {
     .option('--default-partitions <n>', 'partitions of a topic created without a count')
     .option('--dedupe-window-ms <n>', 'how long published idempotency keys are remembered (0 disables)')
     .option('--dedupe-max-keys <n>', 'most idempotency keys remembered for publish dedupe')
-    .option('--cluster-store <store>', 'coordination store that makes brokers a cluster: none | etcd (env KMQ_CLUSTER_STORE)')
+    .option('--cluster-store <store>', 'coordination store that makes brokers a cluster: none | etcd | kubernetes (env KMQ_CLUSTER_STORE)')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs for --cluster-store etcd (env KMQ_ETCD_ENDPOINTS)')
-    .option('--cluster-name <name>', 'cluster name: its keys live under /kmq/<name>/ in the store')
+    .option('--cluster-name <name>', 'cluster name: its keys live under /kmq/<name>/ in the store (env KMQ_CLUSTER_NAME)')
+    .option('--cluster-namespace <ns>', 'namespace of the kubernetes store\'s ConfigMap and Leases (env POD_NAMESPACE, else the pod\'s own)')
+    .option('--kubeconfig <file>', 'kubeconfig for the kubernetes store outside a pod (env KUBECONFIG; default: the pod\'s service account)')
     .option('--broker-lease-ms <n>', "broker lease TTL: a dead broker's partitions move after about this long")
     .option('--replica-lag-time-ms <n>', 'a follower behind its leader for this long leaves the in-sync set')
     .option('--default-replication-factor <n>', 'replication factor of topics created without one (0: min(3, brokers))')
@@ -65,6 +71,7 @@ export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
   if (f.httpPort !== undefined) o.httpPort = intArg('--http-port', f.httpPort);
   if (f.advertisedHost !== undefined) o.advertisedHost = f.advertisedHost;
   if (f.nodeId !== undefined) o.nodeId = intArg('--node-id', f.nodeId);
+  if (f.nodeIdFromHostname === true) o.nodeIdFromHostname = true;
   if (f.flush !== undefined) o.flush = f.flush as BrokerOptions['flush'];
   if (f.flushIntervalMs !== undefined) o.flushIntervalMs = intArg('--flush-interval-ms', f.flushIntervalMs);
   if (f.maxMessageBytes !== undefined) o.maxMessageBytes = intArg('--max-message-bytes', f.maxMessageBytes);
@@ -79,7 +86,10 @@ export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
   if (store !== undefined) o.clusterStore = store as BrokerOptions['clusterStore'];
   const endpoints = f.etcdEndpoints ?? readEnv(EnvVar.etcdEndpoints);
   if (endpoints !== undefined) o.etcdEndpoints = endpoints.split(',').map((e) => e.trim()).filter((e) => e !== '');
-  if (f.clusterName !== undefined) o.clusterName = f.clusterName;
+  const clusterName = f.clusterName ?? readEnv(EnvVar.clusterName);
+  if (clusterName !== undefined) o.clusterName = clusterName;
+  if (f.clusterNamespace !== undefined) o.clusterNamespace = f.clusterNamespace;
+  if (f.kubeconfig !== undefined) o.kubeconfig = f.kubeconfig;
   if (f.brokerLeaseMs !== undefined) o.brokerLeaseMs = intArg('--broker-lease-ms', f.brokerLeaseMs);
   if (f.replicaLagTimeMs !== undefined) o.replicaLagTimeMs = intArg('--replica-lag-time-ms', f.replicaLagTimeMs);
   if (f.defaultReplicationFactor !== undefined) o.defaultReplicationFactor = intArg('--default-replication-factor', f.defaultReplicationFactor);

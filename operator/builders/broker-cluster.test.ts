@@ -131,10 +131,13 @@ describe('the objects', () => {
     expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: selector } });
   });
 
-  it('RBAC: the brokers\' ServiceAccount may get, create and update Leases, nothing else, no wildcards', () => {
+  it('RBAC: the brokers\' ServiceAccount gets what the kubernetes coordination store needs (its ConfigMap, Leases), nothing else, no wildcards', () => {
     expect(buildServiceAccount(cluster()).metadata!.name).toBe('main-broker');
     const role: V1Role = buildRole(cluster());
-    expect(role.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] }]);
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
+    ]);
     for (const rule of role.rules!) {
       for (const list of [rule.apiGroups, rule.resources, rule.verbs, rule.resourceNames, rule.nonResourceURLs]) {
         expect(list ?? []).not.toContain('*');
@@ -148,6 +151,6 @@ describe('the objects', () => {
   it('a Role built twice shares no arrays with the rules constant', () => {
     const role = buildRole(cluster());
     role.rules![0]!.verbs.push('delete');
-    expect(buildRole(cluster()).rules![0]!.verbs).toEqual(['create', 'get', 'update']);
+    expect(buildRole(cluster()).rules![0]!.verbs).toEqual(['get', 'list', 'watch', 'create', 'update']);
   });
 });

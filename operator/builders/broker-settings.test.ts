@@ -31,6 +31,7 @@ describe('brokerSettingFlags', () => {
     expect(brokerSettingFlags({ retention: { time: '12h', bytes: 1000 } })).toEqual(['--retention-ms=43200000', '--retention-bytes=1000']);
     expect(brokerSettingFlags({ maxMessageBytes: '1Mi' })).toEqual(['--max-message-bytes=1048576']);
     expect(brokerSettingFlags({ dedupeWindow: '0s' })).toEqual(['--dedupe-window-ms=0']);
+    expect(brokerSettingFlags({ defaultReplicationFactor: 3, minInSyncReplicas: 2 })).toEqual(['--default-replication-factor=3', '--min-insync-replicas=2']);
   });
 
   it('unlimited retention is -1', () => {

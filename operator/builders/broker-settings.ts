@@ -30,5 +30,7 @@ export function brokerSettingFlags(config: BrokerConfig = {}): string[] {
   if (retention?.bytes !== undefined) add('retention-bytes', retention.bytes === 'unlimited' ? -1 : quantityBytes(retention.bytes, 'config.retention.bytes'));
   if (config.maxMessageBytes !== undefined) add('max-message-bytes', quantityBytes(config.maxMessageBytes, 'config.maxMessageBytes'));
   if (config.dedupeWindow !== undefined) add('dedupe-window-ms', parseDurationMs(config.dedupeWindow, 'config.dedupeWindow'));
+  if (config.defaultReplicationFactor !== undefined) add('default-replication-factor', config.defaultReplicationFactor);
+  if (config.minInSyncReplicas !== undefined) add('min-insync-replicas', config.minInSyncReplicas);
   return flags;
 }

@@ -3,11 +3,16 @@ import type { BrokerCluster } from '../api/v1alpha1/index.js';
 import { brokerClusterNames, childMeta } from './meta.js';
 
 /**
- * What a broker may do in its namespace, and nothing more: Leases for the coordination
- * store (controller election among the brokers). No list or watch, no wildcards.
+ * What a broker may do in its namespace, and nothing more: what the kubernetes
+ * coordination store needs (its ConfigMap of cluster metadata and the Leases of brokers
+ * and controller), as KUBERNETES_COORDINATION_STORE_RBAC_RULES in
+ * broker/cluster/kubernetes-coordination-store.ts lists them; a test keeps the two equal
+ * (operator/ does not import broker/). No wildcards, no resourceNames: the store's
+ * Leases have random names, and create cannot be limited by name.
  */
 export const BROKER_RULES: readonly V1PolicyRule[] = [
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
 ];
 
 export function buildRole(bc: BrokerCluster): V1Role {

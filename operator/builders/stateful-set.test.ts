@@ -13,7 +13,7 @@ const full: BrokerCluster['spec'] = {
   imagePullPolicy: 'Always',
   storage: { size: '20Gi', storageClassName: 'fast' },
   resources: { requests: { memory: '1Gi', cpu: '500m' }, limits: { memory: '2Gi' } },
-  config: { flush: 'interval', flushInterval: '2s', retention: { time: '7d', bytes: '1Gi' }, maxMessageBytes: '2Mi', dedupeWindow: '5m' },
+  config: { flush: 'interval', flushInterval: '2s', retention: { time: '7d', bytes: '1Gi' }, maxMessageBytes: '2Mi', dedupeWindow: '5m', defaultReplicationFactor: 3, minInSyncReplicas: 2 },
   nodeSelector: { 'kubernetes.io/os': 'linux', disk: 'ssd' },
   priorityClassName: 'kmq-brokers',
 };
@@ -58,7 +58,7 @@ describe('buildStatefulSet', () => {
     expect(c.volumeMounts).toContainEqual({ name: 'data', mountPath: BROKER_DATA_DIR });
   });
 
-  it('runs kmq broker with its real flags: data folder on the volume, ports, broker id and address from the pod, settings from spec.config; env from the ConfigMap', () => {
+  it('runs kmq broker with its real flags: data folder on the volume, ports, broker id and address from the pod, the kubernetes cluster store, settings from spec.config; env from the ConfigMap', () => {
     const c = buildStatefulSet(cluster(full)).spec!.template.spec!.containers[0]!;
     expect(c.command).toEqual(['kmq', 'broker']);
     expect(c.args).toEqual([
@@ -66,18 +66,25 @@ describe('buildStatefulSet', () => {
       '--host=0.0.0.0',
       '--port=9092',
       '--http-port=9093',
-      '--node-id=$(POD_INDEX)',
+      '--node-id-from-hostname',
       '--advertised-host=$(POD_NAME).main-broker.shop.svc',
+      '--cluster-store=kubernetes',
+      '--cluster-name=main',
       '--flush=interval',
       '--flush-interval-ms=2000',
       '--retention-ms=604800000',
       '--retention-bytes=1073741824',
       '--max-message-bytes=2097152',
       '--dedupe-window-ms=300000',
+      '--default-replication-factor=3',
+      '--min-insync-replicas=2',
     ]);
     expect(c.envFrom).toEqual([{ configMapRef: { name: 'main-broker-config' } }]);
-    expect(c.env!.map((e) => e.name)).toEqual(['POD_NAME', 'POD_INDEX']);
-    expect(c.env![1]!.valueFrom!.fieldRef!.fieldPath).toBe("metadata.labels['apps.kubernetes.io/pod-index']");
+    // The store's namespace is the pod's own, from the downward API.
+    expect(c.env).toEqual([
+      { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
+    ]);
     expect(c.image).toBe('registry.example/kmq:1.2.3');
     expect(c.imagePullPolicy).toBe('Always');
   });

@@ -50,20 +50,23 @@ function brokerContainer(bc: BrokerCluster): V1Container {
     image: brokerImage(bc),
     imagePullPolicy: bc.spec.imagePullPolicy ?? 'IfNotPresent',
     command: ['kmq', 'broker'],
-    // Kubernetes expands $(POD_NAME) and $(POD_INDEX) from the env below.
+    // Kubernetes expands $(POD_NAME) from the env below.
     args: [
       `--data=${BROKER_DATA_DIR}`,
       '--host=0.0.0.0',
       `--port=${BROKER_PORT}`,
       `--http-port=${BROKER_HTTP_PORT}`,
-      '--node-id=$(POD_INDEX)',
+      // The pod's hostname is its name, `<name>-broker-<ordinal>`: the ordinal is the broker id.
+      '--node-id-from-hostname',
       `--advertised-host=$(POD_NAME).${names.broker}.${namespaceOf(bc)}.svc`,
+      // The brokers are one cluster through a ConfigMap and Leases in their namespace (POD_NAMESPACE).
+      '--cluster-store=kubernetes',
+      `--cluster-name=${bc.metadata.name}`,
       ...brokerSettingFlags(bc.spec.config),
     ],
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
-      // The StatefulSet controller labels each pod with its ordinal: the broker id.
-      { name: 'POD_INDEX', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: "metadata.labels['apps.kubernetes.io/pod-index']" } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
     ],
     envFrom: [{ configMapRef: { name: names.config } }],
     ports: [

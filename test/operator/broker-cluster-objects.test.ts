@@ -12,6 +12,10 @@ import { applyObject, readObject } from '../../operator/apply.js';
 import { buildBrokerClusterObjects } from '../../operator/builders/broker-cluster.js';
 import { buildStatefulSet } from '../../operator/builders/stateful-set.js';
 import { KmqClient } from '../../client/index.js';
+import { configMapNameFor } from '../../broker/cluster/kubernetes-store-layout.js';
+import { ordinalOfHostname } from '../../broker/options.js';
+import { BROKER_RULES } from '../../operator/builders/role.js';
+import { KUBERNETES_COORDINATION_STORE_RBAC_RULES } from '../../broker/cluster/kubernetes-coordination-store.js';
 import { BrokerProcess } from '../utils/broker-process.js';
 import { ControlPlane, controlPlaneBinary } from '../utils/control-plane.js';
 
@@ -117,8 +121,10 @@ describe('a BrokerCluster\'s objects in a real API server', () => {
     });
     expect(pods.map((p) => p.metadata?.name).sort()).toEqual(['main-broker-0', 'main-broker-1', 'main-broker-2']);
     for (const p of pods) {
-      // The broker id of --node-id=$(POD_INDEX).
-      expect(p.metadata?.labels?.['apps.kubernetes.io/pod-index']).toBe(p.metadata!.name!.split('-').at(-1));
+      // The pod's hostname is its name: --node-id-from-hostname makes its ordinal the broker id.
+      expect(p.spec?.hostname).toBe(p.metadata!.name);
+      expect(String(ordinalOfHostname(p.spec!.hostname!))).toBe(p.metadata!.name!.split('-').at(-1));
+      expect(p.spec?.subdomain).toBe('main-broker');
       expect(p.spec?.serviceAccountName).toBe('main-broker');
       expect(p.spec?.volumes?.find((v) => v.name === 'data')?.persistentVolumeClaim?.claimName).toBe(`data-${p.metadata!.name}`);
     }
@@ -182,21 +188,35 @@ describe('a BrokerCluster\'s objects in a real API server', () => {
 });
 
 describe('the broker container\'s command', () => {
-  it('runs a real broker with the settings of spec.config, the pod\'s ordinal as broker id, and probes that answer', async () => {
+  let plane: ControlPlane | undefined;
+  beforeAll(async () => {
+    plane = await ControlPlane.start();
+    await plane.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'shop' } } });
+  }, 120_000);
+  afterAll(async () => {
+    await plane?.stop();
+  });
+
+  it('runs a real broker with the settings of spec.config, the pod\'s ordinal as broker id, the kubernetes cluster store in the pod\'s namespace, and probes that answer', async () => {
     const bc: BrokerCluster = {
       apiVersion: 'kmq.dev/v1alpha1',
       kind: 'BrokerCluster',
       metadata: { name: 'main', namespace: 'shop', uid: 'u' },
-      spec: { config: { flush: 'interval', flushInterval: '2s', retention: { time: '12h', bytes: '1Gi' }, maxMessageBytes: '2Mi', dedupeWindow: '5m' } },
+      spec: { config: { flush: 'interval', flushInterval: '2s', retention: { time: '12h', bytes: '1Gi' }, maxMessageBytes: '2Mi', dedupeWindow: '5m', defaultReplicationFactor: 1, minInSyncReplicas: 1 } },
     };
     const container = buildStatefulSet(bc).spec!.template.spec!.containers[0]!;
     expect(container.command).toEqual(['kmq', 'broker']);
-    // As the kubelet expands them for pod main-broker-2; BrokerProcess sets the data
-    // folder, a free port and the loopback host, and the HTTP port follows the port.
+    // As the kubelet expands them for pod main-broker-2 (whose hostname gives broker id 2);
+    // BrokerProcess sets the data folder, a free port and the loopback host, and the HTTP
+    // port follows the port. The downward API's POD_NAMESPACE is the pod's namespace; outside
+    // a pod the store reaches the API server through KUBECONFIG.
+    expect(container.args).toContain('--node-id-from-hostname');
+    expect(container.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } });
     const args = container
-      .args!.map((a) => a.replace('$(POD_INDEX)', '2').replace('$(POD_NAME)', 'main-broker-2'))
+      .args!.map((a) => (a === '--node-id-from-hostname' ? '--node-id=2' : a.replace('$(POD_NAME)', 'main-broker-2')))
       .filter((a) => !/^--(data|port|host|http-port)=/.test(a));
-    const broker = await BrokerProcess.start({ args });
+    expect(args).toContain('--cluster-store=kubernetes');
+    const broker = await BrokerProcess.start({ args, env: { POD_NAMESPACE: 'shop', KUBECONFIG: plane!.kubeconfigPath } });
     const client = new KmqClient({ brokers: [broker.address] });
     try {
       for (const [path, status] of [['/healthz', 200], ['/readyz', 200]] as const) {
@@ -208,10 +228,23 @@ describe('the broker container\'s command', () => {
       await admin.createTopic('defaults', { partitions: 1 });
       const d = await admin.describeTopic('defaults');
       expect(d.topic.partitions[0]!.leader).toBe(2);
+      expect(d.topic.partitions[0]!.replicas).toEqual([2]);
+      // A cluster of one on the store: broker 2 registered and controls it, in the ConfigMap named by the BrokerCluster.
+      const md = await admin.describeCluster();
+      expect(md.brokers.map((b) => [b.id, b.host])).toEqual([[2, 'main-broker-2.main-broker.shop.svc']]);
+      expect(md.controllerId).toBe(2);
+      const cm = await plane!.kubeConfig.makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace: 'shop', name: configMapNameFor('/kmq/main/') });
+      expect(Object.keys(cm.data ?? {}).length).toBeGreaterThan(0);
       expect(d.config).toMatchObject({ retentionMs: 12 * 3_600_000, retentionBytes: 1024 ** 3, maxMessageBytes: 2 * 1024 ** 2 });
     } finally {
       await client.close();
       await broker.cleanup();
     }
+  });
+});
+
+describe('the brokers\' Role', () => {
+  it('grants exactly what the kubernetes coordination store lists as its RBAC (operator/ cannot import broker/, so the rules are kept twice)', () => {
+    expect(BROKER_RULES).toEqual(KUBERNETES_COORDINATION_STORE_RBAC_RULES);
   });
 });

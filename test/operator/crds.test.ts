@@ -167,6 +167,7 @@ describe('kmq CRDs in a real API server', () => {
     { what: 'a lockTimeout below 100 ms', obj: { kind: 'Queue', metadata: { name: 'bad' }, spec: { lockTimeout: '10ms' } }, message: 'spec.lockTimeout: Invalid value: "string": must be at least 100ms' },
     { what: 'zero brokers', obj: { kind: 'BrokerCluster', metadata: { name: 'bad' }, spec: { replicas: 0 } }, message: 'spec.replicas in body should be greater than or equal to 1' },
     { what: 'a BrokerCluster name that is no DNS label', obj: { kind: 'BrokerCluster', metadata: { name: '1st.cluster' }, spec: {} }, message: "a BrokerCluster's name must be a DNS label of at most 40 characters that starts with a letter" },
+    { what: 'a default replication factor above the brokers', obj: { kind: 'BrokerCluster', metadata: { name: 'bad' }, spec: { replicas: 2, config: { defaultReplicationFactor: 3 } } }, message: 'spec.config.defaultReplicationFactor: Invalid value: "object": config.defaultReplicationFactor must not exceed replicas' },
     { what: 'flushInterval without flush interval', obj: { kind: 'BrokerCluster', metadata: { name: 'bad' }, spec: { config: { flushInterval: '1s' } } }, message: 'spec.config.flushInterval: Invalid value: "object": flushInterval applies to flush: interval' },
   ];
 

@@ -7,6 +7,7 @@ import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/c
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMap, isScalar, parseAllDocuments, parseDocument } from 'yaml';
 import type { YAMLMap } from 'yaml';
+import { KUBERNETES_COORDINATION_STORE_RBAC_RULES } from '../../broker/cluster/kubernetes-coordination-store.js';
 import type { BrokerCluster } from '../../operator/api/v1alpha1/index.js';
 import { buildBrokerClusterObjects } from '../../operator/builders/broker-cluster.js';
 import { FIELD_MANAGER } from '../../operator/builders/meta.js';
@@ -271,6 +272,14 @@ describe('Helm chart charts/kmq', () => {
     expect(find(objects, 'PodDisruptionBudget')).toHaveLength(0);
   });
 
+  it('gives the operator, by default, exactly the rules of the brokers\' kubernetes coordination store to grant them', async () => {
+    const values = parseDocument(fs.readFileSync(path.join(CHART, 'values.yaml'), 'utf8')).toJSON() as { rbac: { brokerRules: Rule[] } };
+    expect(values.rbac.brokerRules).toEqual(KUBERNETES_COORDINATION_STORE_RBAC_RULES);
+    const { objects } = await render();
+    const clusterRules = (one(objects, 'ClusterRole') as unknown as { rules: Rule[] }).rules;
+    for (const rule of KUBERNETES_COORDINATION_STORE_RBAC_RULES) expect(clusterRules).toContainEqual(rule);
+  });
+
   it('grants RBAC without a wildcard anywhere', async () => {
     const { objects } = await render();
     const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
@@ -354,6 +363,9 @@ describe('Helm chart charts/kmq', () => {
       [['create', 'rolebindings.rbac.authorization.k8s.io', '-n', APP_NS], 'yes'],
       [['watch', 'pods', '-n', APP_NS], 'yes'],
       [['update', `leases.coordination.k8s.io/${RELEASE}`, '-n', NS], 'yes'],
+      // What the brokers' Role grants, so the operator may grant it.
+      [['delete', 'leases.coordination.k8s.io', '-n', APP_NS], 'yes'],
+      [['watch', 'configmaps', '-n', APP_NS], 'yes'],
       [['patch', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${mwc}`], 'yes'],
       [['update', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${mwc}`], 'yes'],
       [['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/someone-else'], 'no'],

@@ -13,10 +13,15 @@ export interface TestClusterOptions {
   replicaLagMs?: number;
   /** More `kmq broker` flags for every broker. */
   args?: string[];
+  /**
+   * The coordination store's flags (`--cluster-store ...` and its settings), for a store
+   * other than etcd; then no etcd is started. Default: a new etcd and `--cluster-store etcd`.
+   */
+  storeArgs?: string[];
 }
 
 /**
- * A real cluster on loopback: one etcd and N `kmq broker` processes (ids 1..N)
+ * A real cluster on loopback: one etcd (or the store of storeArgs) and N `kmq broker` processes (ids 1..N)
  * with their own data folders, which survive kill() so restart() brings a broker
  * back with its log. stop() ends every process and removes every folder.
  */
@@ -27,13 +32,14 @@ export class TestCluster {
   readonly name = `c-${randomUUID().slice(0, 8)}`;
 
   private constructor(
-    readonly etcd: EtcdProcess,
-    private readonly options: Required<TestClusterOptions>,
+    /** The etcd of the cluster; undefined with storeArgs. */
+    readonly etcd: EtcdProcess | undefined,
+    private readonly options: Required<Omit<TestClusterOptions, 'storeArgs'>> & Pick<TestClusterOptions, 'storeArgs'>,
     private readonly root: string,
   ) {}
 
   static async start(options: TestClusterOptions): Promise<TestCluster> {
-    const etcd = await EtcdProcess.start();
+    const etcd = options.storeArgs === undefined ? await EtcdProcess.start() : undefined;
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kmq-cluster-'));
     const c = new TestCluster(etcd, { leaseMs: 3000, replicaLagMs: 3000, args: [], ...options }, root);
     try {
@@ -74,8 +80,7 @@ export class TestCluster {
       dataDir: dir,
       args: [
         '--node-id', String(id),
-        '--cluster-store', 'etcd',
-        '--etcd-endpoints', this.etcd.clientUrl,
+        ...(this.options.storeArgs ?? ['--cluster-store', 'etcd', '--etcd-endpoints', this.etcd!.clientUrl]),
         '--cluster-name', this.name,
         '--broker-lease-ms', String(this.options.leaseMs),
         '--replica-lag-time-ms', String(this.options.replicaLagMs),
@@ -118,7 +123,7 @@ export class TestCluster {
     for (const id of [...this.paused]) this.resume(id);
     await Promise.all([...this.procs.values()].map((p) => p.kill()));
     this.procs.clear();
-    await this.etcd.stop();
+    await this.etcd?.stop();
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -39,6 +39,10 @@ export interface BrokerConfig {
   maxMessageBytes?: number | string;
   /** How long a published idempotency key is remembered; 0s disables publish dedupe. Default 10m. */
   dedupeWindow?: string;
+  /** Replication factor of topics and queues created without one. Default: min(3, brokers alive at creation). */
+  defaultReplicationFactor?: number;
+  /** In-sync replicas an acks=all write needs, for topics that set none (capped at their replication factor). Default 2. */
+  minInSyncReplicas?: number;
 }
 
 export interface BrokerClusterStatus extends CommonStatus {
@@ -95,6 +99,8 @@ const spec = object<BrokerClusterSpec>('The desired broker cluster.', {
     retention: retentionSchema('a topic or queue that sets none'),
     maxMessageBytes: byteSize('Largest record batch accepted; at least 64. Default 1Mi.', { min: 64 }),
     dedupeWindow: duration('How long a published idempotency key is remembered; 0s disables publish dedupe. Default 10m.', { maxMs: 7 * 86_400_000 }),
+    defaultReplicationFactor: integer('Replication factor of topics and queues created without one; at most replicas. Default: min(3, brokers alive when the topic is created).', 1, 15),
+    minInSyncReplicas: integer('In-sync replicas an acks=all write needs, for topics that set none (capped at their replication factor). Default 2.', 1, 15),
   }, {
     'x-kubernetes-validations': [{ rule: "!has(self.flushInterval) || (has(self.flush) && self.flush == 'interval')", message: 'flushInterval applies to flush: interval', fieldPath: '.flushInterval' }],
   }),
@@ -104,7 +110,16 @@ const spec = object<BrokerClusterSpec>('The desired broker cluster.', {
   }),
   nodeSelector: stringMap('Nodes the broker pods may run on.', 32, 253),
   priorityClassName: { type: 'string', description: 'PriorityClass of the broker pods.', maxLength: 253 },
-}, { default: {} });
+}, {
+  default: {},
+  'x-kubernetes-validations': [
+    {
+      rule: '!has(self.config) || !has(self.config.defaultReplicationFactor) || self.config.defaultReplicationFactor <= (has(self.replicas) ? self.replicas : 1)',
+      message: 'config.defaultReplicationFactor must not exceed replicas: a partition keeps each replica on another broker',
+      fieldPath: '.config.defaultReplicationFactor',
+    },
+  ],
+});
 
 export const brokerClusterKind: KindDefinition = {
   kind: 'BrokerCluster',
