@@ -262,12 +262,13 @@ describe('cluster under faults', () => {
     const work = new ProduceWorkload(k, 'storeless');
     work.start();
     await new Promise((r) => setTimeout(r, 1500));
-    await c.etcd.kill();
+    const etcd = c.etcd!;
+    await etcd.kill();
     const ackedBefore = work.acked.length;
     await new Promise((r) => setTimeout(r, 6000));
     // Leaders keep their roles while the store is away: replication needs no store.
     const ackedDuring = work.acked.length - ackedBefore;
-    await c.etcd.restart();
+    await etcd.restart();
     await new Promise((r) => setTimeout(r, Math.max(4000, (RUN_SECONDS - 8) * 1000)));
     await work.stop();
     await until('every partition fully in sync', 30_000, async () => {
