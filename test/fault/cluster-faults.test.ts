@@ -51,6 +51,11 @@ async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | un
   }
 }
 
+/** Narrates the nemesis and workload steps, with the time, as a fault test runs. */
+function step(what: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${what}\n`);
+}
+
 function report(name: string, r: ReturnType<typeof check>, extra: Record<string, unknown> = {}): void {
   process.stdout.write(
     `${name}: acked ${r.acked}, read ${r.read}, failed sends ${r.failedSends}, lost ${r.lost.length}, moved ${r.moved.length}, duplicated ${r.duplicated.length}, unexpected ${r.unexpected.length}, out-of-order partitions ${r.outOfOrder.length} ${JSON.stringify(extra)}\n`,
@@ -204,12 +209,13 @@ describe('cluster under faults', () => {
     const c = cluster;
     const k = client(c);
     const keys = k.processedKeys('orders-sub');
+    // A claim is answered before its journal record is replicated; the completes after it wait for theirs, and the journal keeps order.
+    expect(await keys.claim('order-in-flight', 'sidecar-a', 60_000)).toBe('claimed');
     const done = Array.from({ length: 50 }, (_, i) => `order-${i}`);
     for (const key of done) {
       expect(await keys.claim(key, 'sidecar-a', 5000)).toBe('claimed');
       await keys.complete(key, 'sidecar-a', 3_600_000);
     }
-    expect(await keys.claim('order-in-flight', 'sidecar-a', 60_000)).toBe('claimed');
     const { leader } = await leaderOf(k, '__processed_keys', 0);
     await c.kill(leader);
     await until('a new leader of __processed_keys', 15_000, async () => {
@@ -217,7 +223,7 @@ describe('cluster under faults', () => {
       return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
     });
     for (const key of done) expect(await keys.claim(key, 'sidecar-b', 5000)).toBe('processed');
-    // A claim is journaled too: another owner must wait for it to expire.
+    // The claim came through too: another owner must wait for it to expire.
     expect(await keys.claim('order-in-flight', 'sidecar-b', 5000)).toBe('busy');
     expect(await keys.claim('order-new', 'sidecar-b', 5000)).toBe('claimed');
   }, TEST_TIMEOUT_MS);
@@ -231,15 +237,20 @@ describe('cluster under faults', () => {
     work.start();
     await new Promise((r) => setTimeout(r, 1500));
     const { leader } = await leaderOf(k, 'frozen', 0);
+    step(`pause leader ${leader}`);
     c.pause(leader);
     await until('a new leader of partition 0', 15_000, async () => {
       const l = await leaderOf(k, 'frozen', 0);
       return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
     });
+    step('new leader elected');
     await new Promise((r) => setTimeout(r, 2000));
     c.resume(leader);
+    step(`resumed ${leader}`);
     await new Promise((r) => setTimeout(r, Math.max(3000, (RUN_SECONDS - 6) * 1000)));
+    step('stopping the producer');
     await work.stop();
+    step('producer stopped');
     await until('every partition fully in sync', 30_000, async () => {
       const d = await k.admin().describeTopic('frozen');
       return d.topic.partitions.every((p) => p.isr.length === 3) ? true : undefined;
