@@ -242,7 +242,9 @@ export class ReplicaManager {
       .catch((err: unknown) => log.warn({ topic: p.topic, partition: p.index, err: toKmqError(err).message }, 'In-sync set update failed; retrying'))
       .finally(() => {
         this.isrWrites.delete(p);
-        if (why === 'joined' && !accepted) for (const id of isr) if (p.role.kind === 'leader' && !p.role.state.isr.has(id)) p.abandonIsrJoin(id);
+        const role = p.role;
+        // Only this leadership's proposal: a later one's joining followers have their own write.
+        if (why === 'joined' && !accepted && role.kind === 'leader' && role.state.epoch === epoch) for (const id of isr) if (!role.state.isr.has(id)) p.abandonIsrJoin(id);
       });
     return true;
   }
