@@ -14,9 +14,9 @@ import { electPartition } from './leader-election.js';
  *    target's first broker (in `isr`) leads — the epoch grows if that is a new
  *    leader — and `targetReplicas` goes.
  * A leader is never chosen outside `isr`, and `isr` never loses its leader.
- * The throttle limits how many partitions run step 1 at once; a target that
- * only removes brokers (all inside `replicas`) copies no data and counts as
- * running from the outset.
+ * The throttle limits how many partitions are between the two steps at once
+ * (copying data); a target that only removes brokers (all inside `replicas`)
+ * copies nothing and counts as started from the outset.
  *
  * planAssignment computes balanced targets: each topic's replicas spread evenly
  * over the brokers given (per-broker counts differ by at most one), leadership
