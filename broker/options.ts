@@ -84,6 +84,10 @@ export interface BrokerOptions {
   defaultReplicationFactor?: number;
   /** acks=all produce needs this many in-sync replicas (a topic may set its own; capped at its replication factor). Default 2. */
   minInSyncReplicas?: number;
+  /** Partitions copying data for a reassignment at once, over the whole cluster (the controller's throttle). Default 8. */
+  maxConcurrentReassignments?: number;
+  /** A broker that joins holding no replica gets some: the controller proposes a rebalance. Default true. */
+  autoRebalanceOnJoin?: boolean;
 }
 
 export type ClusterStoreKind = 'none' | 'etcd' | 'kubernetes';
@@ -197,6 +201,8 @@ export function compileBrokerOptions(o: BrokerOptions = {}, machine: BrokerHost 
     replicaLagTimeMs: intSetting('replicaLagTimeMs', o.replicaLagTimeMs ?? 10_000, 100, 3_600_000),
     defaultReplicationFactor: intSetting('defaultReplicationFactor', o.defaultReplicationFactor ?? 0, 0, 100),
     minInSyncReplicas: intSetting('minInSyncReplicas', o.minInSyncReplicas ?? 2, 1, 100),
+    maxConcurrentReassignments: intSetting('maxConcurrentReassignments', o.maxConcurrentReassignments ?? 8, 1, 100_000),
+    autoRebalanceOnJoin: o.autoRebalanceOnJoin ?? true,
   };
   if (c.clusterStore === 'etcd' && c.etcdEndpoints.length === 0) throw new KmqError(ErrorCode.InvalidConfig, 'etcdEndpoints must name at least one etcd URL');
   if (c.maxFrameBytes < c.maxMessageBytes + 1024) {

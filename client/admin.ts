@@ -16,6 +16,7 @@ import { fetchCommitted, listOffsets } from './offsets.js';
 import type { OffsetSpec } from './offsets.js';
 import { invalidSetting } from './settings.js';
 import type { ExchangeInfo, QueueConfig, QueueInfo } from '../protocol/gen/kmq/broker/v1/queues.js';
+import type { PartitionReassignment } from '../protocol/gen/kmq/broker/v1/cluster.js';
 import {
   bindingToWire,
   deadLetterFilterToWire,
@@ -36,6 +37,7 @@ import type {
 
 export type { CommittedOffset, DescribeGroupResponse, GroupSummary, TopicConfig, TopicMetadata } from '../protocol/gen/kmq/broker/v1/broker.js';
 export type { OffsetSpec } from './offsets.js';
+export type { PartitionReassignment } from '../protocol/gen/kmq/broker/v1/cluster.js';
 
 export interface CreateTopicOptions {
   partitions: number;
@@ -103,6 +105,30 @@ export class Admin {
   /** Brokers, controller and every topic's partitions with leader, replicas and in-sync set, as the broker asked sees them. */
   async describeCluster(): Promise<MetadataResponse> {
     return this.cluster.metadata([], false);
+  }
+
+  /**
+   * Spreads every topic's replicas and leadership evenly over the live brokers
+   * with the fewest moves: writes reassignment targets, which the controller
+   * carries out (throttled). Returns the partitions given a target.
+   */
+  async rebalance(options: { dryRun?: boolean } = {}): Promise<PartitionReassignment[]> {
+    return (await this.cluster.callAny(Apis.Rebalance, { dryRun: options.dryRun ?? false })).header.moves;
+  }
+
+  /**
+   * Moves every replica off a broker (and keeps new ones off it while it runs);
+   * refused when the other live brokers are fewer than a topic's replication
+   * factor. Returns the partitions given a target; the moves finish later
+   * (listReassignments, describeCluster).
+   */
+  async decommissionBroker(brokerId: number, options: { dryRun?: boolean } = {}): Promise<PartitionReassignment[]> {
+    return (await this.cluster.callAny(Apis.DecommissionBroker, { brokerId, dryRun: options.dryRun ?? false })).header.moves;
+  }
+
+  /** Partitions with a reassignment in progress or waiting for its turn. */
+  async listReassignments(): Promise<PartitionReassignment[]> {
+    return (await this.cluster.callAny(Apis.ListReassignments, {})).header.reassignments;
   }
 
   /** Topics with their partitions (leaders, replicas, offsets). */

@@ -1,7 +1,7 @@
 /** Public API of the kmq broker client. */
 export { KmqClient } from './client.js';
 export { Admin } from './admin.js';
-export type { CreateTopicOptions, OffsetSpec, ResetOffsetsOptions, ResetStrategyName, TopicDescription } from './admin.js';
+export type { CreateTopicOptions, OffsetSpec, PartitionReassignment, ResetOffsetsOptions, ResetStrategyName, TopicDescription } from './admin.js';
 export { Producer } from './producer.js';
 export type { ProducerRecord, RecordMetadata } from './producer.js';
 export type { AcksMode, ProducerOptions } from './producer-options.js';

@@ -2,6 +2,7 @@ import * as pb from './gen/kmq/broker/v1/broker.js';
 import * as q from './gen/kmq/broker/v1/queues.js';
 import * as idem from './gen/kmq/broker/v1/idempotency.js';
 import * as repl from './gen/kmq/broker/v1/replication.js';
+import * as cl from './gen/kmq/broker/v1/cluster.js';
 
 /** A protobuf message codec as ts-proto generates it. */
 export interface MessageCodec<T> {
@@ -55,6 +56,9 @@ export const ApiKey = {
   ReleaseKey: 72,
   ReplicaFetch: 80,
   EpochEndOffset: 81,
+  Rebalance: 90,
+  DecommissionBroker: 91,
+  ListReassignments: 92,
 } as const;
 export type ApiKey = (typeof ApiKey)[keyof typeof ApiKey];
 
@@ -113,6 +117,9 @@ export const Apis = {
   ReleaseKey: api(ApiKey.ReleaseKey, 'ReleaseKey', idem.ReleaseKeyRequest, idem.ReleaseKeyResponse),
   ReplicaFetch: api(ApiKey.ReplicaFetch, 'ReplicaFetch', repl.ReplicaFetchRequest, repl.ReplicaFetchResponse),
   EpochEndOffset: api(ApiKey.EpochEndOffset, 'EpochEndOffset', repl.EpochEndOffsetRequest, repl.EpochEndOffsetResponse),
+  Rebalance: api(ApiKey.Rebalance, 'Rebalance', cl.RebalanceRequest, cl.RebalanceResponse),
+  DecommissionBroker: api(ApiKey.DecommissionBroker, 'DecommissionBroker', cl.DecommissionBrokerRequest, cl.DecommissionBrokerResponse),
+  ListReassignments: api(ApiKey.ListReassignments, 'ListReassignments', cl.ListReassignmentsRequest, cl.ListReassignmentsResponse),
 } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -10,6 +10,8 @@ import { ClusterView } from './cluster-view.js';
 import { Controller } from './controller.js';
 import { createClusterTopic, deleteClusterTopic } from './cluster-topics.js';
 import { updateIsr } from './partition-leadership.js';
+import { decommissionBroker, proposeRebalance, reassignments } from './cluster-rebalance.js';
+import type { PartitionMove } from './cluster-rebalance.js';
 import type { BrokerRegistration, ClusterTopic, PartitionState } from './cluster-metadata.js';
 import type { CoordinationStore } from './coordination-store.js';
 import type { HostedService, JournaledService } from '../partition/hosted-service.js';
@@ -91,7 +93,15 @@ export class ClusterMember {
       fetchMaxBytes: 8 * 1024 * 1024,
       logger: log,
     });
-    const controller = new Controller({ store, registry, view, brokerId: options.nodeId, logger: log });
+    const controller = new Controller({
+      store,
+      registry,
+      view,
+      brokerId: options.nodeId,
+      maxConcurrentReassignments: options.maxConcurrentReassignments,
+      autoRebalanceOnJoin: options.autoRebalanceOnJoin,
+      logger: log,
+    });
     const member = new ClusterMember(options, store, topics, registry, view, controller, replicas, log, await clusterIdOf(store), hosted);
     view.on('topicChanged', (name, topic) => member.enqueue(name, topic));
     await view.start();
@@ -136,6 +146,21 @@ export class ClusterMember {
     if (t.record.internal) throw new KmqError(ErrorCode.InvalidTopic, `Internal topic "${name}" cannot be deleted`, { topic: name });
     await deleteClusterTopic(this.store, name);
     await this.untilView(`topic "${name}" to go`, () => !this.topics.has(name));
+  }
+
+  /** Writes balanced reassignment targets over the live brokers (cluster-rebalance.ts); the controller carries them out. */
+  rebalance(dryRun: boolean): Promise<PartitionMove[]> {
+    return proposeRebalance(this.store, { dryRun });
+  }
+
+  /** Moves every replica off `brokerId` and keeps new ones off it while it runs. */
+  decommission(brokerId: number, dryRun: boolean): Promise<PartitionMove[]> {
+    return decommissionBroker(this.store, brokerId, { dryRun });
+  }
+
+  /** Partitions with a reassignment in progress or waiting, as this broker's view has them. */
+  reassignments(): PartitionMove[] {
+    return reassignments([...this.view.topics()].map(([name, t]) => [name, t.value]));
   }
 
   /** Reserves a block of producer ids no broker of the cluster hands out again. */

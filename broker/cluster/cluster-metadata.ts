@@ -11,6 +11,7 @@ import type { TopicRecord } from './metadata-store.js';
  * - `brokers/<id>`    BrokerRegistration, bound to the broker's lease.
  * - `controller`      ControllerRecord, bound to the controller's lease.
  * - `controller-epoch` the last controller epoch handed out (a counter, CAS).
+ * - `decommissioned/<id>` DecommissionRecord: keeps replicas off a broker on its way out.
  * - `topics/<name>`   ClusterTopic: the topic's settings and every partition's
  *                     state. One key per topic, so a topic appears with its whole
  *                     assignment at once; writers of different partitions of one
@@ -20,6 +21,8 @@ import type { TopicRecord } from './metadata-store.js';
  * - a broker creating or deleting a topic writes `topics/<name>` (create: `ifVersion: 'absent'`);
  * - the controller changes `leader` and `leaderEpoch` (always bumping the epoch)
  *   and removes brokers that are gone from `isr`;
+ * - rebalance and decommission write `targetReplicas` only (the controller carries
+ *   a reassignment out: `replicas`, `isr`, `leader`);
  * - a partition's leader changes `isr` only (shrink on lag, expand on catch-up), and
  *   only while the stored state still names it leader at its epoch.
  * - Leaders are only ever chosen from `isr`; when no member of `isr` is alive the
@@ -35,6 +38,8 @@ export const CONTROLLER_KEY = 'controller';
 export const CONTROLLER_EPOCH_KEY = 'controller-epoch';
 /** The key prefix of topics. */
 export const TOPICS_PREFIX = 'topics/';
+/** The key prefix of decommission records. */
+export const DECOMMISSIONED_PREFIX = 'decommissioned/';
 
 export function brokerKey(id: number): string {
   return `${BROKERS_PREFIX}${id}`;
@@ -42,6 +47,10 @@ export function brokerKey(id: number): string {
 
 export function topicKey(name: string): string {
   return `${TOPICS_PREFIX}${name}`;
+}
+
+export function decommissionedKey(id: number): string {
+  return `${DECOMMISSIONED_PREFIX}${id}`;
 }
 
 /** A live broker, as it registers itself (key bound to its lease). */
@@ -63,9 +72,23 @@ export interface ControllerRecord {
   epoch: number;
 }
 
+/**
+ * A broker being decommissioned: no replica is placed on it while it runs as
+ * `incarnation` (empty when it was not live at the time). A restarted broker
+ * (another incarnation) takes replicas again.
+ */
+export interface DecommissionRecord {
+  brokerId: number;
+  incarnation: string;
+  at: number;
+}
+
 /** The replication state of one partition. */
 export interface PartitionState {
-  /** Broker ids holding a copy, in preference order; fixed at creation (until reassignment exists). */
+  /**
+   * Broker ids holding a copy, in preference order (the first is the preferred
+   * leader). While a reassignment runs it is the union of the old and the target set.
+   */
   replicas: number[];
   /** The leader's broker id, or -1 when the partition has no leader. */
   leader: number;
@@ -73,6 +96,13 @@ export interface PartitionState {
   leaderEpoch: number;
   /** The in-sync replicas (the leader included): those with every acknowledged record. */
   isr: number[];
+  /**
+   * A reassignment in progress: the replica set the partition moves to (absent
+   * when none). Written by rebalance and decommission; the controller adds the
+   * target's brokers to `replicas`, waits until all of them are in `isr`, then
+   * makes `replicas` the target and removes this field (reassignment.ts).
+   */
+  targetReplicas?: number[];
 }
 
 /** A topic in the cluster: its record (as single-node brokers keep it) and its partitions' state. */
@@ -82,7 +112,7 @@ export interface ClusterTopic {
   partitions: PartitionState[];
 }
 
-export function encodeJson(value: BrokerRegistration | ControllerRecord | ClusterTopic): string {
+export function encodeJson(value: BrokerRegistration | ControllerRecord | ClusterTopic | DecommissionRecord): string {
   return JSON.stringify(value);
 }
 

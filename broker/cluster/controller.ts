@@ -10,8 +10,9 @@ import { CONTROLLER_EPOCH_KEY, CONTROLLER_KEY, encodeJson, topicKey } from './cl
 import type { ClusterTopic, ControllerRecord } from './cluster-metadata.js';
 import type { ClusterView, VersionedTopic } from './cluster-view.js';
 import type { CoordinationLease, CoordinationStore } from './coordination-store.js';
-import { electTopic } from './leader-election.js';
 import { decodeClusterTopic, decodeControllerEpoch, decodeControllerRecord } from './metadata-codec.js';
+import { eligibleBrokers, proposeRebalance, readSnapshot } from './cluster-rebalance.js';
+import { decideTopic, isReassigning } from './reassignment.js';
 
 /**
  * Options of Controller. Timing: a controller that dies is replaced once its
@@ -30,6 +31,10 @@ export interface ControllerOptions {
   retryBackoff?: BackoffOptions;
   /** Compare-and-swap attempts on one topic within one reconcile before retrying it later (default 16). */
   maxWriteAttempts?: number;
+  /** At most this many partitions copy data for a reassignment at once, over the whole cluster (default 8); the rest wait. */
+  maxConcurrentReassignments?: number;
+  /** A broker that joins holding no replica gets some: the controller proposes a rebalance (default true). */
+  autoRebalanceOnJoin?: boolean;
   logger?: Logger;
 }
 
@@ -67,7 +72,14 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private readonly brokerId: number;
   private readonly backoff: BackoffOptions;
   private readonly maxWriteAttempts: number;
+  private readonly maxReassigning: number;
+  private readonly autoRebalanceOnJoin: boolean;
   private readonly log: Logger;
+  /** Our own writes per topic: the view may not show them yet when the next reconcile starts. */
+  private readonly written = new Map<string, VersionedTopic>();
+  /** Brokers seen live in this term, and those that joined without replicas and wait for a rebalance. */
+  private knownBrokers = new Set<number>();
+  private readonly joined = new Set<number>();
   private term: Term | undefined;
   /** Our last claim, to recognise our own record if the claim's reply was lost (only under the same lease). */
   private claimed: { epoch: number; lease: CoordinationLease } | undefined;
@@ -98,6 +110,11 @@ export class Controller extends EventEmitter<ControllerEvents> {
     if (!(Number.isSafeInteger(this.maxWriteAttempts) && this.maxWriteAttempts > 0)) {
       throw new KmqError(ErrorCode.InvalidConfig, `maxWriteAttempts must be a positive integer, got ${this.maxWriteAttempts}`);
     }
+    this.maxReassigning = options.maxConcurrentReassignments ?? 8;
+    if (!(Number.isSafeInteger(this.maxReassigning) && this.maxReassigning > 0)) {
+      throw new KmqError(ErrorCode.InvalidConfig, `maxConcurrentReassignments must be a positive integer, got ${this.maxReassigning}`);
+    }
+    this.autoRebalanceOnJoin = options.autoRebalanceOnJoin ?? true;
     this.log = (options.logger ?? silentLogger()).child({ component: 'controller', broker: options.brokerId });
   }
 
@@ -180,7 +197,10 @@ export class Controller extends EventEmitter<ControllerEvents> {
         this.campaignAgain = false;
         await this.campaignOnce();
       } while (this.campaignAgain && !this.stopped);
-    })().finally(() => (this.campaigning = undefined));
+    })().finally(() => {
+      this.campaigning = undefined;
+      if (this.campaignAgain) this.campaign();
+    });
   }
 
   /** Tries until this broker is controller, someone else is, or this broker is not registered. */
@@ -218,6 +238,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private elected(epoch: number, lease: CoordinationLease, version: number): void {
     if (lease.ended || lease !== this.registry.lease || this.stopped) return;
     this.term = { epoch, lease, version };
+    this.written.clear();
+    this.knownBrokers = new Set();
+    this.joined.clear();
     this.log.info({ epoch }, 'Elected controller');
     this.emit('elected', epoch);
     this.reconcile();
@@ -234,23 +257,36 @@ export class Controller extends EventEmitter<ControllerEvents> {
         this.reconcileAgain = false;
         await this.reconcileAll();
       } while (this.reconcileAgain && this.holds(this.term));
-    })().finally(() => (this.reconciling = undefined));
+    })().finally(() => {
+      this.reconciling = undefined;
+      // A change reported after the loop's last check, before this ran, is not lost.
+      if (this.reconcileAgain) this.reconcile();
+    });
   }
 
   private async reconcileAll(): Promise<void> {
     const term = this.term;
     if (!this.holds(term)) return;
     const live = new Set(this.view.live().keys());
+    const topics = this.view.topics();
+    for (const [name, own] of this.written) {
+      const seen = topics.get(name);
+      if (seen === undefined || seen.version >= own.version) this.written.delete(name);
+      else topics.set(name, own);
+    }
+    // The throttle: partitions reassigning over the whole cluster, counted per topic.
+    const reassigning = new Map([...topics].map(([name, t]) => [name, t.value.partitions.filter(isReassigning).length]));
     let failed = false;
-    for (const [name, topic] of this.view.topics()) {
+    for (const [name, topic] of topics) {
       if (!this.holds(term)) return;
       try {
-        if (!(await this.reconcileTopic(term, name, topic, live))) failed = true;
+        if (!(await this.reconcileTopic(term, name, topic, live, reassigning))) failed = true;
       } catch (err) {
         failed = true;
         this.log.warn({ err, topic: name }, 'Reconciling a topic failed, retrying');
       }
     }
+    if (!(await this.rebalanceJoined(term, live, topics))) failed = true;
     if (failed && this.holds(term)) {
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => this.reconcile(), backoffDelay(0, this.backoff));
@@ -259,15 +295,19 @@ export class Controller extends EventEmitter<ControllerEvents> {
   }
 
   /** Writes the topic's decisions; false when it gave up for now (too many conflicts). */
-  private async reconcileTopic(term: Term, name: string, read: VersionedTopic, live: ReadonlySet<number>): Promise<boolean> {
+  private async reconcileTopic(term: Term, name: string, read: VersionedTopic, live: ReadonlySet<number>, reassigning: Map<string, number>): Promise<boolean> {
     const key = topicKey(name);
     let current: VersionedTopic = read;
     for (let attempt = 0; attempt < this.maxWriteAttempts; attempt++) {
-      const next = electTopic(current.value, live);
+      let elsewhere = 0;
+      for (const [n, count] of reassigning) if (n !== name) elsewhere += count;
+      const { next, reassigning: after } = decideTopic(current.value, live, this.maxReassigning - elsewhere);
       if (next === undefined) return true;
       if (!this.holds(term)) return true;
       const res = await this.store.put(key, encodeJson(next), { ifVersion: current.version });
       if (res.ok) {
+        reassigning.set(name, after);
+        this.written.set(name, { value: next, version: res.version });
         this.logDecisions(name, current.value, next, term.epoch);
         return true;
       }
@@ -284,12 +324,49 @@ export class Controller extends EventEmitter<ControllerEvents> {
     return false;
   }
 
+  /**
+   * A broker that joined (or was live at election) holding no replica, and may
+   * hold some, gets a rebalance. Not while a broker holding replicas is down:
+   * its replicas would move away for what may be a restart. False when
+   * proposing failed (retried with the reconcile).
+   */
+  private async rebalanceJoined(term: Term, live: ReadonlySet<number>, topics: Map<string, VersionedTopic>): Promise<boolean> {
+    if (!this.autoRebalanceOnJoin) return true;
+    for (const b of live) if (!this.knownBrokers.has(b)) this.joined.add(b);
+    this.knownBrokers = new Set(live);
+    const holders = new Set<number>();
+    for (const t of topics.values()) for (const p of t.value.partitions) for (const b of [...p.replicas, ...(p.targetReplicas ?? [])]) holders.add(b);
+    for (const b of [...this.joined]) if (!live.has(b) || holders.has(b)) this.joined.delete(b);
+    if (this.joined.size === 0 || topics.size === 0) return true;
+    if ([...holders].some((b) => !live.has(b))) return true;
+    try {
+      const snap = await readSnapshot(this.store);
+      const eligible = new Set(eligibleBrokers(snap));
+      const joined = [...this.joined].filter((b) => eligible.has(b));
+      if (joined.length === 0 || !this.holds(term)) {
+        this.joined.clear();
+        return true;
+      }
+      const moves = await proposeRebalance(this.store, { mayWrite: () => this.holds(term) });
+      this.joined.clear();
+      this.log.info({ joined, moves: moves.length, controllerEpoch: term.epoch }, 'Brokers joined without replicas; proposed a rebalance');
+      return true;
+    } catch (err) {
+      this.log.warn({ err }, 'Proposing a rebalance for joined brokers failed');
+      return false;
+    }
+  }
+
   private logDecisions(name: string, before: ClusterTopic, after: ClusterTopic, epoch: number): void {
     after.partitions.forEach((p, partition) => {
       const b = before.partitions[partition]!;
       if (p === b) return;
       const fields = { topic: name, partition, controllerEpoch: epoch, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: p.isr, previousLeader: b.leader };
-      if (p.leader !== b.leader) {
+      if (b.targetReplicas !== undefined && p.targetReplicas === undefined) {
+        this.log.info({ ...fields, replicas: p.replicas, previousReplicas: b.replicas }, 'Partition reassignment completed');
+      } else if (p.targetReplicas !== undefined && p.replicas.length !== b.replicas.length) {
+        this.log.info({ ...fields, replicas: p.replicas, targetReplicas: p.targetReplicas }, 'Partition reassignment started');
+      } else if (p.leader !== b.leader) {
         if (p.leader === -1) this.log.warn(fields, 'Partition has no live in-sync replica; it stays without a leader until one returns');
         else this.log.info(fields, 'Partition leader elected');
       } else {

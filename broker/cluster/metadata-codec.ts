@@ -1,6 +1,6 @@
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import { decodeJson } from './cluster-metadata.js';
-import type { BrokerRegistration, ClusterTopic, ControllerRecord, PartitionState } from './cluster-metadata.js';
+import type { BrokerRegistration, ClusterTopic, ControllerRecord, DecommissionRecord, PartitionState } from './cluster-metadata.js';
 
 /**
  * Decoders of the values in cluster-metadata.ts that check their shape, not
@@ -40,6 +40,13 @@ export function decodeClusterTopic(key: string, value: string): ClusterTopic {
   return v;
 }
 
+export function decodeDecommissionRecord(key: string, value: string): DecommissionRecord {
+  const v = decodeJson<DecommissionRecord>(key, value);
+  if (!isObject(v) || !isBrokerId(v.brokerId) || typeof v.incarnation !== 'string' || !isInt(v.at)) throw malformed(key, 'a decommission record');
+  return v;
+}
+
+/** `targetReplicas` is optional (values written before reassignment existed have none); when present it is a non-empty set of broker ids. */
 function isPartitionState(p: unknown): p is PartitionState {
   if (!isObject(p)) return false;
   const s = p as Partial<PartitionState>;
@@ -51,7 +58,8 @@ function isPartitionState(p: unknown): p is PartitionState {
     isInt(s.leader) &&
     s.leader >= -1 &&
     isInt(s.leaderEpoch) &&
-    s.leaderEpoch >= 0
+    s.leaderEpoch >= 0 &&
+    (s.targetReplicas === undefined || (Array.isArray(s.targetReplicas) && s.targetReplicas.length > 0 && s.targetReplicas.every(isBrokerId) && new Set(s.targetReplicas).size === s.targetReplicas.length))
   );
 }
 

@@ -61,3 +61,37 @@ describe('LeaderState replica changes', () => {
     expect(s.onFetch(2, 10, 10, 10, 5)).toBe(false);
   });
 });
+
+describe('LeaderState joining followers', () => {
+  it('counts a follower for the high watermark from the moment it qualifies to join, before the store holds it', () => {
+    const s = new LeaderState(1, 0, [1, 2, 3], [1, 2], 0, 0);
+    s.onFetch(2, 20, 20, 0, 1);
+    expect(s.highWatermark(20)).toBe(20);
+    // Follower 3 reaches the high watermark: it joins, so records it lacks are not acknowledged any more.
+    expect(s.onFetch(3, 20, 30, 20, 2)).toBe(true);
+    s.onFetch(2, 30, 30, 20, 2);
+    expect(s.highWatermark(30)).toBe(20);
+    s.onFetch(3, 30, 30, 20, 3);
+    expect(s.highWatermark(30)).toBe(30);
+    // The store refused it: it no longer holds the high watermark back.
+    s.abandonJoin(3);
+    s.onFetch(2, 40, 40, 30, 4);
+    expect(s.highWatermark(40)).toBe(40);
+  });
+
+  it('stops counting a joining follower once it is in the stored set, or when it lags', () => {
+    const s = new LeaderState(1, 0, [1, 2, 3], [1, 2], 0, 0);
+    s.onFetch(2, 10, 10, 0, 1);
+    expect(s.onFetch(3, 10, 10, 10, 1)).toBe(true);
+    s.setIsr([1, 2, 3]);
+    expect(s.isr).toEqual(new Set([1, 2, 3]));
+    const t = new LeaderState(1, 0, [1, 2, 3], [1, 2], 0, 0);
+    t.onFetch(2, 10, 10, 0, 1);
+    expect(t.onFetch(3, 10, 10, 10, 1)).toBe(true);
+    expect(t.highWatermark(12)).toBe(10);
+    // Follower 3 stops fetching: after the lag time it no longer holds the high watermark.
+    t.onFetch(2, 12, 12, 10, 20_000);
+    expect(t.lagging(20_000, 10_000)).toEqual([]);
+    expect(t.highWatermark(12)).toBe(12);
+  });
+});

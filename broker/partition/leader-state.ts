@@ -17,11 +17,18 @@ interface FollowerProgress {
  * it again once it has everything below the high watermark written in this
  * epoch. Decisions only: the partition applies the high watermark and the
  * replica manager writes in-sync set changes to the coordination store.
+ *
+ * A follower that qualifies to join counts for the high watermark at once
+ * ("joining"), before the store holds it in the in-sync set: once the store
+ * does, the controller may make it leader (a reassignment does so on purpose),
+ * so it must have every record acknowledged from the moment it was proposed.
  */
 export class LeaderState {
   private readonly followers = new Map<number, FollowerProgress>();
   /** The in-sync set as stored; changes only when the store accepted a write. */
   private inSync: ReadonlySet<number>;
+  /** Followers proposed for the in-sync set whose store write has not been answered. */
+  private readonly joining = new Set<number>();
   private replicaIds: readonly number[];
 
   constructor(
@@ -55,7 +62,12 @@ export class LeaderState {
 
   /** The partition's replica set changed (reassignment): new followers start unknown, removed ones are forgotten. */
   setReplicas(replicas: readonly number[], now: number): void {
-    for (const id of [...this.followers.keys()]) if (!replicas.includes(id)) this.followers.delete(id);
+    for (const id of [...this.followers.keys()]) {
+      if (!replicas.includes(id)) {
+        this.followers.delete(id);
+        this.joining.delete(id);
+      }
+    }
     for (const r of replicas) {
       if (r !== this.brokerId && !this.followers.has(r)) this.followers.set(r, { logEndOffset: -1, lastCaughtUpMs: now, leaderEndAtLastFetch: -1, lastFetchMs: now });
     }
@@ -65,6 +77,12 @@ export class LeaderState {
   /** The store accepted (or reported) a new in-sync set. */
   setIsr(isr: readonly number[]): void {
     this.inSync = new Set(isr);
+    for (const id of isr) this.joining.delete(id);
+  }
+
+  /** The store refused (or failed) a follower's joining: it stops counting for the high watermark. */
+  abandonJoin(replica: number): void {
+    this.joining.delete(replica);
   }
 
   /**
@@ -80,13 +98,15 @@ export class LeaderState {
     else if (f.leaderEndAtLastFetch >= 0 && fetchOffset >= f.leaderEndAtLastFetch) f.lastCaughtUpMs = Math.max(f.lastCaughtUpMs, f.lastFetchMs);
     f.leaderEndAtLastFetch = leaderEnd;
     f.lastFetchMs = now;
-    return !this.inSync.has(replica) && fetchOffset >= highWatermark && fetchOffset >= this.epochStartOffset;
+    const join = !this.inSync.has(replica) && fetchOffset >= highWatermark && fetchOffset >= this.epochStartOffset;
+    if (join) this.joining.add(replica);
+    return join;
   }
 
-  /** The lowest log end among in-sync replicas; undefined while an in-sync follower has not fetched yet. */
+  /** The lowest log end among in-sync (and joining) replicas; undefined while an in-sync follower has not fetched yet. */
   highWatermark(leaderEnd: number): number | undefined {
     let hw = leaderEnd;
-    for (const id of this.inSync) {
+    for (const id of [...this.inSync, ...this.joining]) {
       if (id === this.brokerId) continue;
       const f = this.followers.get(id);
       if (f === undefined || f.logEndOffset < 0) return undefined;
@@ -95,8 +115,15 @@ export class LeaderState {
     return hw;
   }
 
-  /** In-sync followers that have not caught up within `lagMs`. */
+  /**
+   * In-sync followers that have not caught up within `lagMs`. A joining follower
+   * that lags that long stops joining (it was never written to the store).
+   */
   lagging(now: number, lagMs: number): number[] {
+    for (const id of this.joining) {
+      const f = this.followers.get(id);
+      if (f === undefined || now - f.lastCaughtUpMs > lagMs) this.joining.delete(id);
+    }
     const out: number[] = [];
     for (const id of this.inSync) {
       if (id === this.brokerId) continue;

@@ -259,6 +259,13 @@ export class Partition {
     return join;
   }
 
+  /** A proposed in-sync follower was not written to the store (refused, failed, fenced). */
+  abandonIsrJoin(replica: number): void {
+    if (this.currentRole.kind !== 'leader') return;
+    this.currentRole.state.abandonJoin(replica);
+    this.advanceHighWatermark();
+  }
+
   /** Followers of this leadership that have not caught up within `lagMs`. */
   laggingReplicas(now: number, lagMs: number): number[] {
     return this.currentRole.kind === 'leader' ? this.currentRole.state.lagging(now, lagMs) : [];

@@ -208,6 +208,7 @@ export class ReplicaManager {
   private expandIsr(p: Partition, replica: number): void {
     const role = p.role;
     if (role.kind !== 'leader' || role.state.isr.has(replica)) return;
+    // With another write in flight the follower's next fetch proposes it again (it counts for the high watermark meanwhile).
     this.writeIsr(p, role.state.epoch, [...role.state.isr, replica], 'joined');
   }
 
@@ -223,21 +224,30 @@ export class ReplicaManager {
     }
   }
 
-  private writeIsr(p: Partition, epoch: number, isr: number[], why: 'joined' | 'lagging'): void {
-    if (this.isrWrites.has(p) || this.stopped) return;
+  /** Starts an in-sync set write unless one is in flight for the partition; false when it did not. */
+  private writeIsr(p: Partition, epoch: number, isr: number[], why: 'joined' | 'lagging'): boolean {
+    if (this.isrWrites.has(p) || this.stopped) return false;
     this.isrWrites.add(p);
     const log = this.options.logger;
+    let accepted = false;
     this.options.cluster
       .updateIsr(p.topic, p.index, epoch, isr)
       .then((result) => {
         const role = p.role;
         if (result === 'ok' && role.kind === 'leader' && role.state.epoch === epoch) {
+          accepted = true;
           p.updateIsr(isr);
           log.info({ topic: p.topic, partition: p.index, epoch, isr, reason: why }, why === 'joined' ? 'Replica joined the in-sync set' : 'Lagging replicas left the in-sync set');
         }
       })
       .catch((err: unknown) => log.warn({ topic: p.topic, partition: p.index, err: toKmqError(err).message }, 'In-sync set update failed; retrying'))
-      .finally(() => this.isrWrites.delete(p));
+      .finally(() => {
+        this.isrWrites.delete(p);
+        const role = p.role;
+        // Only this leadership's proposal: a later one's joining followers have their own write.
+        if (why === 'joined' && !accepted && role.kind === 'leader' && role.state.epoch === epoch) for (const id of isr) if (!role.state.isr.has(id)) p.abandonIsrJoin(id);
+      });
+    return true;
   }
 }
 

@@ -109,6 +109,16 @@ export class RequestHandlers {
         return this.replicaFetch(Apis.ReplicaFetch.request.decode(header), conn);
       case ApiKey.EpochEndOffset:
         return ok(Apis.EpochEndOffset, this.member('EpochEndOffset').replicas.epochEndOffset(Apis.EpochEndOffset.request.decode(header)));
+      case ApiKey.Rebalance: {
+        const r = Apis.Rebalance.request.decode(header);
+        return this.member('Rebalance').rebalance(r.dryRun).then((moves) => ok(Apis.Rebalance, { moves }));
+      }
+      case ApiKey.DecommissionBroker: {
+        const r = Apis.DecommissionBroker.request.decode(header);
+        return this.member('DecommissionBroker').decommission(r.brokerId, r.dryRun).then((moves) => ok(Apis.DecommissionBroker, { moves }));
+      }
+      case ApiKey.ListReassignments:
+        return ok(Apis.ListReassignments, { reassignments: this.member('ListReassignments').reassignments() });
       default: {
         // null is an answer (a stream answers later): only undefined passes the key on.
         const q = this.queueHandlers.dispatch(apiKey, header, payload, conn, correlationId);

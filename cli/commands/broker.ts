@@ -31,6 +31,9 @@ export interface BrokerFlags {
   replicaLagTimeMs?: string;
   defaultReplicationFactor?: string;
   minInsyncReplicas?: string;
+  maxConcurrentReassignments?: string;
+  /** false with --no-auto-rebalance-on-join. */
+  autoRebalanceOnJoin?: boolean;
 }
 
 export function addBrokerFlags(cmd: Command): Command {
@@ -60,7 +63,9 @@ export function addBrokerFlags(cmd: Command): Command {
     .option('--broker-lease-ms <n>', "broker lease TTL: a dead broker's partitions move after about this long")
     .option('--replica-lag-time-ms <n>', 'a follower behind its leader for this long leaves the in-sync set')
     .option('--default-replication-factor <n>', 'replication factor of topics created without one (0: min(3, brokers))')
-    .option('--min-insync-replicas <n>', 'in-sync replicas acks=all needs (capped at the replication factor)');
+    .option('--min-insync-replicas <n>', 'in-sync replicas acks=all needs (capped at the replication factor)')
+    .option('--max-concurrent-reassignments <n>', 'partitions copying data for a reassignment at once, over the cluster (default 8)')
+    .option('--no-auto-rebalance-on-join', 'do not give a broker that joins without replicas a share of them');
 }
 
 export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
@@ -94,6 +99,8 @@ export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
   if (f.replicaLagTimeMs !== undefined) o.replicaLagTimeMs = intArg('--replica-lag-time-ms', f.replicaLagTimeMs);
   if (f.defaultReplicationFactor !== undefined) o.defaultReplicationFactor = intArg('--default-replication-factor', f.defaultReplicationFactor);
   if (f.minInsyncReplicas !== undefined) o.minInSyncReplicas = intArg('--min-insync-replicas', f.minInsyncReplicas);
+  if (f.maxConcurrentReassignments !== undefined) o.maxConcurrentReassignments = intArg('--max-concurrent-reassignments', f.maxConcurrentReassignments);
+  if (f.autoRebalanceOnJoin === false) o.autoRebalanceOnJoin = false;
   return o;
 }
 

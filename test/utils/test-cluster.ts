@@ -100,6 +100,15 @@ export class TestCluster {
     await p.kill();
   }
 
+  /** SIGTERM: a clean shutdown; the broker's log stays for restart(). */
+  async stopBroker(id: number): Promise<void> {
+    const p = this.procs.get(id);
+    if (p === undefined) return;
+    this.procs.delete(id);
+    this.paused.delete(id);
+    await p.stop();
+  }
+
   restart(id: number): Promise<BrokerProcess> {
     return this.startBroker(id);
   }
