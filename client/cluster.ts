@@ -22,8 +22,10 @@ export interface TopicRoute {
 const OFFSETS_TOPIC = '__consumer_offsets';
 /** The internal topic whose partition 0 leader keeps processed keys. */
 const PROCESSED_KEYS_TOPIC = '__processed_keys';
+/** How long an internal topic metadata did not know is not looked up again (unless a request says it moved), ms. */
+const MISSING_INTERNAL_TTL_MS = 10_000;
 /** Errors after which the coordinator (or a leader) may be elsewhere. */
-const MOVED: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.BrokerNotAvailable, ErrorCode.ConnectionClosed]);
+const MOVED: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.BrokerNotAvailable, ErrorCode.ConnectionClosed, ErrorCode.RequestTimedOut]);
 
 /** Cached metadata older than this is refreshed on the next use. */
 const METADATA_MAX_AGE_MS = 5 * 60_000;
@@ -42,6 +44,10 @@ export class Cluster {
   private readonly routes = new Map<string, TopicRoute>();
   private readonly loading = new Map<string, Promise<TopicRoute>>();
   private bootstrapIndex = 0;
+  /** Internal topics metadata did not know, until when requests for them go to any broker. */
+  private readonly missingInternal = new Map<string, number>();
+  /** Brokers (host:port) that let a request time out, until when they are tried last. */
+  private readonly suspects = new Map<string, number>();
   private closed = false;
 
   constructor(options: CompiledClientOptions) {
@@ -86,10 +92,15 @@ export class Cluster {
     return this.connectionTo(address);
   }
 
-  /** A connection to any reachable broker, bootstrap list first, rotating on failure. */
+  /**
+   * A connection to any reachable broker: an open one first, else the bootstrap list,
+   * rotating on failure. Brokers that just let a request time out are tried last.
+   */
   async anyConnection(): Promise<BrokerConnection> {
-    for (const conn of this.connections.values()) if (!conn.closed) return this.connectionTo(conn.address);
-    const list = this.options.brokers;
+    const now = Date.now();
+    const suspect = (name: string): boolean => (this.suspects.get(name) ?? 0) > now;
+    for (const conn of this.connections.values()) if (!conn.closed && !suspect(formatBrokerAddress(conn.address))) return this.connectionTo(conn.address);
+    const list = [...this.options.brokers].sort((a, b) => Number(suspect(formatBrokerAddress(a))) - Number(suspect(formatBrokerAddress(b))));
     let last: unknown;
     for (let i = 0; i < list.length; i++) {
       const address = list[(this.bootstrapIndex + i) % list.length]!;
@@ -119,10 +130,15 @@ export class Cluster {
   }
 
   private async internalLeaderConnection(topic: string): Promise<BrokerConnection> {
+    if ((this.missingInternal.get(topic) ?? 0) > Date.now()) return this.anyConnection();
     try {
       return await this.leaderConnection(topic, 0);
     } catch (err) {
-      if (err instanceof KmqError && (err.code === ErrorCode.UnknownTopic || err.code === ErrorCode.UnknownPartition)) return this.anyConnection();
+      if (err instanceof KmqError && (err.code === ErrorCode.UnknownTopic || err.code === ErrorCode.UnknownPartition)) {
+        // Not created yet (or a broker that does not list it): any broker serves, without a lookup per request.
+        this.missingInternal.set(topic, Date.now() + MISSING_INTERNAL_TTL_MS);
+        return this.anyConnection();
+      }
       throw err;
     }
   }
@@ -136,6 +152,7 @@ export class Cluster {
   coordinatorMoved(): void {
     this.invalidate(OFFSETS_TOPIC);
     this.invalidate(PROCESSED_KEYS_TOPIC);
+    this.missingInternal.clear();
   }
 
   /** One request with retries of retriable errors; `connect` picks the broker per attempt. */
@@ -150,6 +167,9 @@ export class Cluster {
       ...this.options.retry,
       onRetry: (err, attempt, delayMs) => {
         if (err instanceof KmqError && MOVED.has(err.code)) this.coordinatorMoved();
+        if (err instanceof KmqError && err.code === ErrorCode.RequestTimedOut && typeof err.context.broker === 'string') {
+          this.suspects.set(err.context.broker, Date.now() + 3 * this.options.requestTimeoutMs);
+        }
         this.log.debug({ api: api.name, attempt, delayMs, err: (err as Error).message }, 'Retrying request');
       },
     });

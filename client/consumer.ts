@@ -31,7 +31,7 @@ export interface RunOptions {
   eachBatch: (batch: ConsumerBatch) => Promise<void> | void;
 }
 
-const ROUTE_ERRORS: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.UnknownTopic, ErrorCode.UnknownPartition, ErrorCode.BrokerNotAvailable]);
+const ROUTE_ERRORS: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.UnknownTopic, ErrorCode.UnknownPartition, ErrorCode.BrokerNotAvailable, ErrorCode.RequestTimedOut]);
 const keyOf = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 /** Offset after the last whole batch in `bytes`, or -1 when there is none. */

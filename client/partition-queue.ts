@@ -32,7 +32,7 @@ export interface ProducerContext {
 const ACKS: Record<CompiledProducerOptions['acks'], Acks> = { none: Acks.ACKS_NONE, leader: Acks.ACKS_LEADER, all: Acks.ACKS_ALL };
 
 // Errors after which the leader may have moved: look it up again before retrying.
-const ROUTE_ERRORS: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.ConnectionClosed, ErrorCode.BrokerNotAvailable, ErrorCode.UnknownPartition]);
+const ROUTE_ERRORS: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.ConnectionClosed, ErrorCode.BrokerNotAvailable, ErrorCode.UnknownPartition, ErrorCode.RequestTimedOut]);
 
 /**
  * The outgoing records of one partition: the open batch being filled, then sealed

@@ -163,6 +163,10 @@ export class BrokerConnection {
       const timer = setTimeout(() => {
         if (this.pending.delete(correlationId)) {
           reject(new KmqError(ErrorCode.RequestTimedOut, `${api.name} request to ${this.name} timed out after ${timeoutMs} ms`, { broker: this.name, api: api.name }));
+          // A broker that does not answer in time may be frozen or cut off: drop the
+          // connection (as Kafka clients do), so the next attempt connects afresh,
+          // possibly elsewhere, instead of queueing behind the same silence.
+          this.socket?.destroy();
         }
       }, timeoutMs);
       this.pending.set(correlationId, { api, resolve: resolve as (r: Response<unknown>) => void, reject, timer, isEnd: undefined });
