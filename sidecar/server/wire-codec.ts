@@ -1,7 +1,8 @@
 /**
  * Hand-written codecs for the stream messages that carry every published and
- * delivered message: PublishStreamRequest and ConsumeRequest in, PublishStreamResponse
- * and ConsumeResponse out. They give the same bytes and the same objects as the
+ * delivered message: PublishStreamRequest in, PublishStreamResponse and
+ * ConsumeResponse out (a ConsumeRequest of acks is small: the generated decoder is
+ * as fast). They give the same bytes and the same objects as the
  * generated (ts-proto) codecs, and fall back to them for anything outside their fast
  * path; wire-codec.test.ts checks the two against each other.
  *
@@ -15,7 +16,7 @@
  * offsets, timestamps); anything else goes to the generated codec, which throws
  * or encodes as it always did.
  */
-import { ConsumeRequest, ConsumeResponse, PublishStreamRequest, PublishStreamResponse, SidecarService } from '../gen/kmq/sidecar/v1/sidecar.js';
+import { ConsumeResponse, PublishStreamRequest, PublishStreamResponse, SidecarService } from '../gen/kmq/sidecar/v1/sidecar.js';
 import type { Delivery, Destination, Placement, PublishError, PublishRequest, PublishResponse, PublishStreamEntry, Source } from '../gen/kmq/sidecar/v1/sidecar.js';
 
 // ---- sizes --------------------------------------------------------------------
@@ -51,7 +52,8 @@ function u53(v: number): number {
  * Bytes of UTF-8 of each string, in the order the writer meets them: sizing
  * pushes, writing shifts (by index), so no string is measured twice.
  */
-let lens: number[] = [];
+const lens: number[] = [];
+let lensN = 0;
 let lensAt = 0;
 
 function strLen(s: string): number {
@@ -64,7 +66,7 @@ function strLen(s: string): number {
       break;
     }
   }
-  lens.push(bytes);
+  lens[lensN++] = bytes;
   return bytes;
 }
 
@@ -75,13 +77,14 @@ function strField(s: string): number {
 }
 
 /** Sizes of the nested messages, in writing order (like lens): a slot is taken before the message's own nested ones. */
-let subs: number[] = [];
+const subs: number[] = [];
+let subsN = 0;
 let subsAt = 0;
 
 /** Size of a nested message field with a 1-byte tag; `size` measures the message. */
 function sub<T>(m: T, size: (m: T) => number): number {
-  const slot = subs.length;
-  subs.push(0);
+  const slot = subsN++;
+  subs[slot] = 0;
   const n = size(m);
   subs[slot] = n;
   return 1 + varintSize(n) + n;
@@ -92,12 +95,16 @@ function bytesOf(b: Uint8Array): number {
   return 1 + varintSize(b.length) + b.length;
 }
 
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** Own enumerable keys in Object.entries order (for...in without an allocated key array). */
 function headersSize(h: { [key: string]: string }): number {
   let size = 0;
-  for (const k of Object.keys(h)) {
+  for (const k in h) {
+    if (!hasOwn(h, k)) continue;
     const v = h[k]!;
-    const slot = subs.length;
-    subs.push(0);
+    const slot = subsN++;
+    subs[slot] = 0;
     const n = (k !== '' ? strField(k) : 0) + (v !== '' ? strField(v) : 0);
     subs[slot] = n;
     size += 1 + varintSize(n) + n;
@@ -217,7 +224,8 @@ function open(tag: number): void {
 }
 
 function writeHeaders(tag: number, h: { [key: string]: string }): void {
-  for (const k of Object.keys(h)) {
+  for (const k in h) {
+    if (!hasOwn(h, k)) continue;
     const v = h[k]!;
     open(tag);
     if (k !== '') str(10, k);
@@ -303,9 +311,10 @@ function writeResult(r: { id: number; ok?: PublishResponse | undefined; error?: 
 
 /** Sizes with `size`, allocates, writes with `write`; any surprise → `fallback`. */
 function encodeWith<T>(m: T, size: (m: T) => number, write: (m: T) => void, fallback: (m: T) => Buffer): Buffer {
-  lens = [];
+  // The scratch arrays keep their capacity from message to message.
+  lensN = 0;
   lensAt = 0;
-  subs = [];
+  subsN = 0;
   subsAt = 0;
   let total: number;
   try {
@@ -508,32 +517,6 @@ function readPublishStreamRequest(): PublishStreamRequest {
   return m;
 }
 
-function readConsumeRequest(): ConsumeRequest {
-  const end = rb.length;
-  const m: ConsumeRequest = { start: undefined, ack: undefined, retry: undefined, deadLetter: undefined, acks: undefined };
-  while (rp < end) {
-    const tag = rb[rp++]!;
-    if (tag === 18) {
-      const stop = readLen(end);
-      const ack = { deliveryId: '' };
-      while (rp < stop) {
-        if (rb[rp++] !== 10) throw FALLBACK;
-        ack.deliveryId = readString(stop);
-      }
-      m.ack = ack;
-    } else if (tag === 42) {
-      const stop = readLen(end);
-      const deliveryIds: string[] = [];
-      while (rp < stop) {
-        if (rb[rp++] !== 10) throw FALLBACK;
-        deliveryIds.push(readString(stop));
-      }
-      m.acks = { deliveryIds };
-    } else throw FALLBACK;
-  }
-  return m;
-}
-
 function decodeWith<T>(b: Buffer, read: () => T, fallback: (b: Buffer) => T): T {
   rb = b;
   rp = 0;
@@ -552,14 +535,9 @@ export function decodePublishStreamRequest(b: Buffer): PublishStreamRequest {
   return decodeWith(b, readPublishStreamRequest, (x) => PublishStreamRequest.decode(x));
 }
 
-/** Bytes → ConsumeRequest, as ConsumeRequest.decode reads them. */
-export function decodeConsumeRequest(b: Buffer): ConsumeRequest {
-  return decodeWith(b, readConsumeRequest, (x) => ConsumeRequest.decode(x));
-}
-
-/** The Sidecar service with these codecs on its two streams. */
+/** The Sidecar service with these codecs on its two streams' per-message paths. */
 export const FastSidecarService = {
   ...SidecarService,
   publishStream: { ...SidecarService.publishStream, requestDeserialize: decodePublishStreamRequest, responseSerialize: encodePublishStreamResponse },
-  consume: { ...SidecarService.consume, requestDeserialize: decodeConsumeRequest, responseSerialize: encodeConsumeResponse },
+  consume: { ...SidecarService.consume, responseSerialize: encodeConsumeResponse },
 } as const;
