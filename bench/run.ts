@@ -631,7 +631,7 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
     );
     const [dp, dc] = await Promise.all([dprod.result, dcons.result]);
     const idleSidecarCpuPct = sidecarCpuPcts(dcpu0, sidecars.cpuMs(), performance.now() - dt0).sidecarCpuPct;
-    const { produceRequests: _n2, brokerProduceMs: _u2, ...db } = await dphase.end();
+    const { produceRequests: _n2, brokerProduceMs: directProduceMs, ...db } = await dphase.end();
 
     log(`sidecar latency, through the sidecar: ${rate.toLocaleString('en-US')} × ${SIDECAR_MESSAGE_BYTES} B/s for ${sizes.sidecarLatencyMs / 1000} s`);
     const lcons = startWorker<SidecarRunResult['throughput']['consumer']>(
@@ -650,9 +650,12 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
     );
     const [lp, lc] = await Promise.all([lpub.result, lcons.result]);
     const latCpus = sidecarCpuPcts(lcpu0, sidecars.cpuMs(), performance.now() - lt0);
-    const { produceRequests: _n3, brokerProduceMs: _u3, ...sb } = await sphase.end();
+    const { produceRequests: _n3, brokerProduceMs: sidecarProduceMs, ...sb } = await sphase.end();
     const addedP99Ms = lc.p99Ms - dc.p99Ms;
     const lagNote = (lag: number): string => (lag > 20 ? `; sender fell ${lag.toFixed(0)} ms behind schedule` : '');
+    // The broker's own time per produce request (append and fsync) in each phase: the two runs are 10 s apart, and a
+    // slow disk or a busy machine in one of them shows here first.
+    const produceNote = (ms: number | undefined): string => (ms === undefined ? '' : `; broker produce ${ms.toFixed(2)} ms mean`);
     rows.push(
       {
         workload: `  direct ${SIDECAR_MESSAGE_BYTES} B × 1p @${rate / 1000}k/s`,
@@ -665,7 +668,7 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
         clientCpuPct: clientCpuPct(dp) + clientCpuPct(dc),
         sidecarCpuPct: idleSidecarCpuPct,
         ...db,
-        note: `producer → broker → consumer, lingerMs 0; idle sidecar CPU ${idleSidecarCpuPct.toFixed(0)}%${dc.records !== dp.records ? `; consumer got ${dc.records} of ${dp.records}` : ''}${lagNote(dp.maxScheduleLagMs)}`,
+        note: `producer → broker → consumer, lingerMs 0; idle sidecar CPU ${idleSidecarCpuPct.toFixed(0)}%${produceNote(directProduceMs)}${dc.records !== dp.records ? `; consumer got ${dc.records} of ${dp.records}` : ''}${lagNote(dp.maxScheduleLagMs)}`,
       },
       {
         workload: `  via sidecar ${SIDECAR_MESSAGE_BYTES} B × 1p @${rate / 1000}k/s`,
@@ -678,7 +681,7 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
         clientCpuPct: clientCpuPct(lp) + clientCpuPct(lc),
         sidecarCpuPct: latCpus.sidecarCpuPct,
         ...sb,
-        note: `PublishStream → sidecar → broker → sidecar → Consume; added p99 ${addedP99Ms.toFixed(2)} ms; ${sidecarCpuNote(latCpus, sidecars)}${lp.errors > 0 ? `; ${lp.errors} publish errors` : ''}${lagNote(lp.maxScheduleLagMs)}`,
+        note: `PublishStream → sidecar → broker → sidecar → Consume; added p99 ${addedP99Ms.toFixed(2)} ms; ${sidecarCpuNote(latCpus, sidecars)}${produceNote(sidecarProduceMs)}${lp.errors > 0 ? `; ${lp.errors} publish errors` : ''}${lagNote(lp.maxScheduleLagMs)}`,
       },
     );
     return {
