@@ -6,7 +6,10 @@
  */
 export class InFlightSlots {
   private used = 0;
-  private readonly listeners = new Set<() => void>();
+  /** Listeners in registration order; removed ones become undefined until the next registration. */
+  private listeners: Array<(() => void) | undefined> = [];
+  /** The listener woken first on the next release. */
+  private turn = 0;
 
   constructor(readonly max: number) {}
 
@@ -20,16 +23,21 @@ export class InFlightSlots {
 
   release(): void {
     this.used--;
-    const turn = [...this.listeners];
-    const first = turn[0];
-    // The one woken first now goes last next time.
-    if (first !== undefined && this.listeners.delete(first)) this.listeners.add(first);
-    for (const l of turn) l();
+    // Runs once per settled delivery: no array or set is built here.
+    const ls = this.listeners;
+    const n = ls.length;
+    if (n === 0) return;
+    const first = this.turn % n;
+    this.turn = first + 1;
+    for (let i = 0; i < n; i++) ls[(first + i) % n]?.();
   }
 
   /** Calls `listener` after each release until the returned function is called. */
   onRelease(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.listeners = [...this.listeners.filter((l) => l !== undefined), listener];
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners[i] = undefined;
+    };
   }
 }

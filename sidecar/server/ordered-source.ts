@@ -119,7 +119,7 @@ export class OrderedSource implements DeliverySource {
     }
   }
 
-  /** Resolves once every record of the batch is done (and committed when due), or at close(). */
+  /** Resolves once every record of the batch is done (a commit, when due, is started then, not awaited), or at close(). */
   private handOut(lane: Lane, batch: ConsumerBatch, send: (d: OutboundDelivery) => void): Promise<void> {
     const records = batch.records;
     const tracker = lane.commits.tracker(batch);
@@ -174,9 +174,11 @@ export class OrderedSource implements DeliverySource {
           stopListening();
           lane.endBatch = undefined;
           this.probe.commitLag(batch.topic, batch.partition, tracker.lastDelivered + 1 - tracker.committed);
-          if (!lane.commits.due()) return resolve();
           // Started here, in the settlement's turn, so a close() right after it waits for it.
-          lane.commits.start().then(resolve, resolve);
+          // The next batch does not wait for it: a commit round trip would hold every message behind it.
+          // (A failed commit logs itself; the offsets go out again with the next one.)
+          if (lane.commits.due()) lane.commits.start().catch(() => {});
+          resolve();
         }
       };
       // A slot freed by either lane may let this batch go on.
@@ -247,6 +249,53 @@ export class OrderedSource implements DeliverySource {
           },
         );
       };
+      /**
+       * Every settlement of record i but ack and defer: retry (in place or through the retry
+       * topic) or dead-letter. One function for the batch, not a closure per delivery.
+       */
+      const failed = async (
+        i: number,
+        attempt: number,
+        state: RetryState | undefined,
+        source: Source,
+        headers: readonly RecordHeader[],
+        s: Exclude<Settlement, { kind: 'ack' } | { kind: 'defer' }>,
+      ): Promise<SettleResult> => {
+        const r = records[i]!;
+        let history = histories?.get(i) ?? (state === undefined ? undefined : { ...state.history });
+        if (s.kind !== 'dead-letter') {
+          const now = Date.now();
+          history ??= { firstFailureAt: now, lastFailureAt: now, lastReason: '' };
+          history.lastFailureAt = now;
+          history.lastReason = settlementReason(s);
+        }
+        if (history !== undefined) (histories ??= new Map()).set(i, history);
+        const decision =
+          s.kind === 'dead-letter'
+            ? undefined
+            : this.sub.retryPolicy.decide(attempt, s.kind === 'retry' ? HandlerOutcome.Retry : s.timeout ? HandlerOutcome.Timeout : HandlerOutcome.Failure, s.kind === 'retry' ? s.delayMs : undefined);
+        if (decision?.action === 'retry') {
+          if (this.sub.retry.mode === 'in-place') {
+            later(i, decision.nextAttempt, decision.delayMs);
+            return 'retried';
+          }
+          const origin = state?.origin ?? { topic: batch.topic, partition: batch.partition, offset: r.offset, timestampMs: r.timestamp };
+          const next: RetryState = { subscription: this.sub.name, attempt: decision.nextAttempt, notBefore: Date.now() + decision.delayMs, origin, history: history! };
+          try {
+            await this.deadLetters.append(this.sub.retry.topic, { key: r.key, value: r.value, headers: retryRecordHeaders(r.headers, next) });
+          } catch (err) {
+            this.log.warn({ subscription: this.sub.name, source, retryTopic: this.sub.retry.topic, err: (err as Error).message }, 'Writing to the retry topic failed; retrying in place');
+            later(i, decision.nextAttempt, decision.delayMs);
+            return 'retried';
+          }
+          done(i);
+          return 'retried';
+        }
+        const reason = s.kind === 'dead-letter' ? s.reason : `max attempts (${this.sub.retryPolicy.maxAttempts}) reached`;
+        await this.deadLetter(source, r.key, r.value, headers, attempt, reason, history);
+        done(i);
+        return 'dead-lettered';
+      };
       const dispatch = (i: number, attempt: number): void => {
         const r = records[i]!;
         const state = states?.get(i);
@@ -255,42 +304,6 @@ export class OrderedSource implements DeliverySource {
         const headers = state === undefined ? r.headers : withoutRetryHeaders(r.headers);
         const message = deliveryMessage(source, r.key, r.value, headers, state === undefined ? r.timestamp : state.origin.timestampMs, attempt);
         let settled = false;
-        /** Every settlement but ack and defer: retry (in place or through the retry topic) or dead-letter. */
-        const failed = async (s: Exclude<Settlement, { kind: 'ack' } | { kind: 'defer' }>): Promise<SettleResult> => {
-          let history = histories?.get(i) ?? (state === undefined ? undefined : { ...state.history });
-          if (s.kind !== 'dead-letter') {
-            const now = Date.now();
-            history ??= { firstFailureAt: now, lastFailureAt: now, lastReason: '' };
-            history.lastFailureAt = now;
-            history.lastReason = settlementReason(s);
-          }
-          if (history !== undefined) (histories ??= new Map()).set(i, history);
-          const decision =
-            s.kind === 'dead-letter'
-              ? undefined
-              : this.sub.retryPolicy.decide(attempt, s.kind === 'retry' ? HandlerOutcome.Retry : s.timeout ? HandlerOutcome.Timeout : HandlerOutcome.Failure, s.kind === 'retry' ? s.delayMs : undefined);
-          if (decision?.action === 'retry') {
-            if (this.sub.retry.mode === 'in-place') {
-              later(i, decision.nextAttempt, decision.delayMs);
-              return 'retried';
-            }
-            const origin = state?.origin ?? { topic: batch.topic, partition: batch.partition, offset: r.offset, timestampMs: r.timestamp };
-            const next: RetryState = { subscription: this.sub.name, attempt: decision.nextAttempt, notBefore: Date.now() + decision.delayMs, origin, history: history! };
-            try {
-              await this.deadLetters.append(this.sub.retry.topic, { key: r.key, value: r.value, headers: retryRecordHeaders(r.headers, next) });
-            } catch (err) {
-              this.log.warn({ subscription: this.sub.name, source, retryTopic: this.sub.retry.topic, err: (err as Error).message }, 'Writing to the retry topic failed; retrying in place');
-              later(i, decision.nextAttempt, decision.delayMs);
-              return 'retried';
-            }
-            done(i);
-            return 'retried';
-          }
-          const reason = s.kind === 'dead-letter' ? s.reason : `max attempts (${this.sub.retryPolicy.maxAttempts}) reached`;
-          await this.deadLetter(source, r.key, r.value, headers, attempt, reason, history);
-          done(i);
-          return 'dead-lettered';
-        };
         send({
           message,
           // An ack settles at once, without a promise: the per-message path.
@@ -305,7 +318,7 @@ export class OrderedSource implements DeliverySource {
               later(i, attempt, s.delayMs);
               return 'deferred';
             }
-            return failed(s);
+            return failed(i, attempt, state, source, headers, s);
           },
         });
       };

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { ErrorCode, KmqError, destinationFromWire } from '../../client/index.js';
 import type { KmqClient, Producer, ProducerRecord, Publisher, PublishTarget, RecordHeader } from '../../client/index.js';
 import type { CompiledSidecarOptions } from '../config.js';
 import type { Destination, Placement, PublishRequest, PublishResponse } from '../gen/kmq/sidecar/v1/sidecar.js';
 import { IDEMPOTENCY_KEY_HEADER, RESERVED_HEADER_PREFIX } from './headers.js';
+import { newIdempotencyKey } from './idempotency-keys.js';
 
 const MAX_IDEMPOTENCY_KEY = 256;
 const MAX_NAME = 249;
@@ -75,7 +75,7 @@ export class PublishRouter {
       throw invalid(`${at}delay_ms is ${req.delayMs}, over the sidecar's maxPublishDelayMs (${this.options.maxPublishDelayMs})`);
     }
     const key = req.idempotencyKey;
-    if (key === undefined) return randomUUID();
+    if (key === undefined) return newIdempotencyKey();
     if (key === '' || key.length > MAX_IDEMPOTENCY_KEY) throw invalid(`${at}idempotency_key must be 1-${MAX_IDEMPOTENCY_KEY} characters (got ${key.length})`);
     return key;
   }
@@ -99,9 +99,11 @@ export class PublishRouter {
     for (let i = 0; i < reqs.length; i++) records[i] = topicRecord(reqs[i]!, idempotencyKeys[i]!);
     const mds = await this.producer.send(topic, records);
     const out: PublishResponse[] = new Array<PublishResponse>(mds.length);
+    // Every record went to `topic`: one destination object for the run.
+    const destination = { topic };
     for (let i = 0; i < mds.length; i++) {
       const md = mds[i]!;
-      out[i] = { idempotencyKey: idempotencyKeys[i]!, placements: [{ destination: { topic: md.topic }, partition: md.partition, offset: md.offset }] };
+      out[i] = { idempotencyKey: idempotencyKeys[i]!, placements: [{ destination, partition: md.partition, offset: md.offset }] };
     }
     return out;
   }

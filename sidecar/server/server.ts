@@ -8,7 +8,6 @@ import type { CompiledSidecarOptions } from '../config.js';
 import type { ProcessedKeyStore } from '../delivery/idempotency.js';
 import { SidecarProbe } from '../metrics.js';
 import { HealthServer } from '../../lib/health-server.js';
-import { SidecarService } from '../gen/kmq/sidecar/v1/sidecar.js';
 import type { PublishRequest, PublishResponse, SidecarServer as SidecarHandlers } from '../gen/kmq/sidecar/v1/sidecar.js';
 import { ConsumeService } from './consume.js';
 import { DeadLetterTopics } from './dead-letter-topics.js';
@@ -19,6 +18,7 @@ import { PublishStreamSession, destinationKind } from './publish-stream.js';
 import { PushSubscription } from './push.js';
 import { addReflection } from './reflection.js';
 import { toServiceError } from './status.js';
+import { FastSidecarService } from './wire-codec.js';
 
 const SIDECAR_SERVICE = 'kmq.sidecar.v1.Sidecar';
 
@@ -76,7 +76,8 @@ export class SidecarGrpcServer {
       publishStream: (call) => void new PublishStreamSession(router, probe, call),
       consume: (call) => consume.handle(call),
     };
-    server.addService(SidecarService, handlers);
+    // The generated codecs, with hand-written ones on the two streams' per-message paths.
+    server.addService(FastSidecarService, handlers);
     const health = new HealthImplementation({ '': 'SERVING', [SIDECAR_SERVICE]: 'SERVING' });
     health.addToServer(server);
     addReflection(server);
