@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import type { KmqClient } from '../../client/index.js';
 
 /** A record the producer saw acknowledged. */
@@ -30,6 +31,11 @@ export interface CheckResult {
   unexpected: string[];
   /** Partitions where a later-sent record precedes an earlier one. */
   outOfOrder: number[];
+}
+
+/** Asserts the checker found nothing wrong: one assertion, so a failure shows every count at once. */
+export function expectConsistent(r: CheckResult): void {
+  expect({ lost: r.lost, moved: r.moved, duplicated: r.duplicated, unexpected: r.unexpected, outOfOrder: r.outOfOrder }).toEqual({ lost: [], moved: [], duplicated: [], unexpected: [], outOfOrder: [] });
 }
 
 /** Values are `v-<seq>`; the sequence number orders sends. */

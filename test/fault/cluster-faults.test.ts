@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KmqClient } from '../../client/index.js';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
-import { TestCluster } from '../utils/test-cluster.js';
-import { check, readAll } from './checker.js';
+import { TestCluster, until } from '../utils/test-cluster.js';
+import { check, expectConsistent, readAll } from './checker.js';
 import { ProduceWorkload } from './workload.js';
 
 /**
@@ -34,21 +34,6 @@ async function leaderOf(k: KmqClient, topic: string, partition: number): Promise
   const d = await k.admin().describeTopic(topic);
   const p = d.topic.partitions.find((x) => x.partition === partition)!;
   return { leader: p.leader, isr: p.isr };
-}
-
-async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last === undefined ? '' : ` (last error: ${String(last)})`}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Narrates the nemesis and workload steps, with the time, as a fault test runs. */
@@ -102,11 +87,7 @@ describe('cluster under faults', () => {
     expect(failovers.length).toBeGreaterThan(0);
     for (const ms of failovers) expect(ms).toBeLessThan(10_000);
     expect(r.acked).toBeGreaterThan(100);
-    expect(r.lost).toEqual([]);
-    expect(r.moved).toEqual([]);
-    expect(r.duplicated).toEqual([]);
-    expect(r.unexpected).toEqual([]);
-    expect(r.outOfOrder).toEqual([]);
+    expectConsistent(r);
   }, TEST_TIMEOUT_MS);
 
   it('followers frozen, then the leader killed: the records only the leader had were never acknowledged', async () => {
@@ -143,11 +124,7 @@ describe('cluster under faults', () => {
     const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'lagging'));
     report('frozen followers, leader killed', r, { errors: Object.fromEntries(work.errors) });
     expect(r.acked).toBeGreaterThan(100);
-    expect(r.lost).toEqual([]);
-    expect(r.moved).toEqual([]);
-    expect(r.duplicated).toEqual([]);
-    expect(r.unexpected).toEqual([]);
-    expect(r.outOfOrder).toEqual([]);
+    expectConsistent(r);
   }, TEST_TIMEOUT_MS);
 
   it('a consumer group reads every acknowledged record while the group coordinator and partition leaders are killed', async () => {
@@ -258,11 +235,7 @@ describe('cluster under faults', () => {
     const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'frozen'));
     report('leader pause', r, { errors: Object.fromEntries(work.errors) });
     expect(r.acked).toBeGreaterThan(100);
-    expect(r.lost).toEqual([]);
-    expect(r.moved).toEqual([]);
-    expect(r.duplicated).toEqual([]);
-    expect(r.unexpected).toEqual([]);
-    expect(r.outOfOrder).toEqual([]);
+    expectConsistent(r);
   }, TEST_TIMEOUT_MS);
 
   it('etcd down for longer than the broker leases: produce goes on where it can, and nothing acknowledged is lost when it returns', async () => {
@@ -289,11 +262,7 @@ describe('cluster under faults', () => {
     const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'storeless'));
     report('etcd down', r, { ackedWhileStoreDown: ackedDuring, errors: Object.fromEntries(work.errors) });
     expect(ackedDuring).toBeGreaterThan(0);
-    expect(r.lost).toEqual([]);
-    expect(r.moved).toEqual([]);
-    expect(r.duplicated).toEqual([]);
-    expect(r.unexpected).toEqual([]);
-    expect(r.outOfOrder).toEqual([]);
+    expectConsistent(r);
   }, TEST_TIMEOUT_MS);
 
   it('refuses acks=all below min.insync.replicas and never elects a leader from outside the in-sync set', async () => {
