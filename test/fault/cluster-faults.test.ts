@@ -90,6 +90,40 @@ describe('cluster under faults', () => {
     expectConsistent(r);
   }, TEST_TIMEOUT_MS);
 
+  it('kill -9 of the controller: another broker takes over and keeps electing leaders; nothing acknowledged is lost', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createTopic('ctl', { partitions: 3, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const work = new ProduceWorkload(k, 'ctl');
+    work.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    const controller = (await k.admin().describeCluster()).controllerId;
+    step(`kill controller ${controller}`);
+    await c.kill(controller);
+    const next = await until('a new controller', 15_000, async () => {
+      const id = (await k.admin().describeCluster()).controllerId;
+      return id !== controller && id !== NO_LEADER ? id : undefined;
+    });
+    step(`controller ${next}`);
+    // The new controller does its job: the partitions the old one led get leaders from the in-sync set.
+    await until('no partition led by the dead controller', 15_000, async () => {
+      const d = await k.admin().describeTopic('ctl');
+      return d.topic.partitions.every((p) => p.leader !== controller && p.leader !== NO_LEADER) ? true : undefined;
+    });
+    await c.restart(controller);
+    await new Promise((r) => setTimeout(r, Math.max(2000, (RUN_SECONDS - 8) * 1000)));
+    await work.stop();
+    await until('every partition fully in sync', 30_000, async () => {
+      const d = await k.admin().describeTopic('ctl');
+      return d.topic.partitions.every((p) => p.isr.length === 3) ? true : undefined;
+    });
+    const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'ctl'));
+    report('controller kill', r, { controller, next, errors: Object.fromEntries(work.errors) });
+    expect(r.acked).toBeGreaterThan(100);
+    expectConsistent(r);
+  }, TEST_TIMEOUT_MS);
+
   it('followers frozen, then the leader killed: the records only the leader had were never acknowledged', async () => {
     cluster = await TestCluster.start({ brokers: 3 });
     const c = cluster;
