@@ -155,7 +155,7 @@ export class Broker {
         return groups.get();
       }, queueHandlers, producerIds, probe, logger, store.clusterId, () => ({
         host: options.advertisedHost,
-        port: broker.port,
+        port: options.advertisedPort > 0 ? options.advertisedPort : broker.port,
       }), new IdempotencyHandlers(() => {
         cluster.member?.internalTopicWanted(PROCESSED_KEYS_TOPIC);
         return processedKeys.get();
@@ -167,7 +167,7 @@ export class Broker {
       await broker.listen();
       if (cluster.store !== undefined) {
         try {
-          cluster.member = await ClusterMember.start(options, cluster.store, topics, { host: options.advertisedHost, port: broker.port, httpPort: broker.httpPort }, logger, hosted);
+          cluster.member = await ClusterMember.start(options, cluster.store, topics, { host: options.advertisedHost, port: options.advertisedPort > 0 ? options.advertisedPort : broker.port, httpPort: broker.httpPort }, logger, hosted);
         } catch (err) {
           await broker.stop();
           throw err;

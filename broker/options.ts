@@ -21,6 +21,8 @@ export interface BrokerOptions {
   port?: number;
   /** Host advertised to clients in metadata. Default: host, or the machine's hostname when host is a wildcard. */
   advertisedHost?: string;
+  /** Port advertised to clients and other brokers (a proxy or NAT in front of the broker); 0 = the port it listens on. Default 0. */
+  advertisedPort?: number;
   /** HTTP port for /metrics, /healthz, /readyz. Default KMQ_HTTP_PORT, else port + 1 (0 when port is 0); -1 disables it. */
   httpPort?: number;
   /** Data folder. Default KMQ_DATA_DIR, else ./kmq-data. */
@@ -175,6 +177,7 @@ export function compileBrokerOptions(o: BrokerOptions = {}, machine: BrokerHost 
     host,
     port,
     advertisedHost: o.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? os.hostname() : host),
+    advertisedPort: intSetting('advertisedPort', o.advertisedPort ?? 0, 0, 65535),
     httpPort,
     dataDir: path.resolve(o.dataDir ?? readEnv(EnvVar.dataDir) ?? 'kmq-data'),
     maxMessageBytes: intSetting('maxMessageBytes', o.maxMessageBytes ?? 1024 * 1024, 64, 512 * 1024 * 1024),

@@ -10,6 +10,7 @@ export interface BrokerFlags {
   host?: string;
   httpPort?: string;
   advertisedHost?: string;
+  advertisedPort?: string;
   nodeId?: string;
   nodeIdFromHostname?: boolean;
   flush?: string;
@@ -43,6 +44,7 @@ export function addBrokerFlags(cmd: Command): Command {
     .option('--host <addr>', 'address to listen on', undefined)
     .option('--http-port <n>', 'port for /metrics, /healthz, /readyz (default port+1; -1 disables)')
     .option('--advertised-host <host>', 'host clients are told to connect to')
+    .option('--advertised-port <n>', 'port clients and brokers are told to connect to (a proxy in front; default: the listening port)')
     .option('--node-id <n>', 'broker id')
     .option('--node-id-from-hostname', 'broker id = the ordinal of the hostname <name>-<ordinal> (a StatefulSet pod)')
     .option('--flush <mode>', 'fsync policy: every-batch | interval | none')
@@ -75,6 +77,7 @@ export function brokerOptionsFrom(f: BrokerFlags): BrokerOptions {
   if (f.host !== undefined) o.host = f.host;
   if (f.httpPort !== undefined) o.httpPort = intArg('--http-port', f.httpPort);
   if (f.advertisedHost !== undefined) o.advertisedHost = f.advertisedHost;
+  if (f.advertisedPort !== undefined) o.advertisedPort = intArg('--advertised-port', f.advertisedPort);
   if (f.nodeId !== undefined) o.nodeId = intArg('--node-id', f.nodeId);
   if (f.nodeIdFromHostname === true) o.nodeIdFromHostname = true;
   if (f.flush !== undefined) o.flush = f.flush as BrokerOptions['flush'];

@@ -124,6 +124,40 @@ describe('cluster under faults', () => {
     expectConsistent(r);
   }, TEST_TIMEOUT_MS);
 
+  it('links to the leader cut (it still reaches the store): it shrinks its in-sync set, and after the heal nothing acknowledged is lost', async () => {
+    cluster = await TestCluster.start({ brokers: 3, proxied: true });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createTopic('cut', { partitions: 2, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const work = new ProduceWorkload(k, 'cut');
+    work.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    const { leader } = await leaderOf(k, 'cut', 0);
+    step(`cut the links of leader ${leader}`);
+    c.cutLinks(leader);
+    // Its followers stop fetching; it is still registered, so it stays leader and drops them from the in-sync set.
+    const observer = new KmqClient({ brokers: c.bootstrap(), requestTimeoutMs: 5000, retry: { retries: 60, initialMs: 50, maxMs: 500 } });
+    clients.push(observer);
+    await until('the isolated leader alone in sync', 20_000, async () => {
+      const l = await leaderOf(observer, 'cut', 0);
+      return l.leader === leader && l.isr.length === 1 ? l : undefined;
+    });
+    step('in-sync set shrunk');
+    await new Promise((r) => setTimeout(r, 2000));
+    c.healLinks(leader);
+    step('healed');
+    await new Promise((r) => setTimeout(r, Math.max(3000, (RUN_SECONDS - 8) * 1000)));
+    await work.stop();
+    await until('every partition fully in sync', 30_000, async () => {
+      const d = await k.admin().describeTopic('cut');
+      return d.topic.partitions.every((p) => p.isr.length === 3) ? true : undefined;
+    });
+    const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'cut'));
+    report('cut links', r, { leader, errors: Object.fromEntries(work.errors) });
+    expect(r.acked).toBeGreaterThan(100);
+    expectConsistent(r);
+  }, TEST_TIMEOUT_MS);
+
   it('followers frozen, then the leader killed: the records only the leader had were never acknowledged', async () => {
     cluster = await TestCluster.start({ brokers: 3 });
     const c = cluster;

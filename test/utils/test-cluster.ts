@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { BrokerProcess } from './broker-process.js';
 import { EtcdProcess } from './etcd-process.js';
+import { FaultProxy } from './fault-proxy.js';
 
 export interface TestClusterOptions {
   brokers: number;
@@ -18,6 +19,11 @@ export interface TestClusterOptions {
    * other than etcd; then no etcd is started. Default: a new etcd and `--cluster-store etcd`.
    */
   storeArgs?: string[];
+  /**
+   * Put a FaultProxy in front of every broker and advertise it, so that every link to a
+   * broker (clients' and other brokers') goes through it and cut() can isolate it.
+   */
+  proxied?: boolean;
 }
 
 /**
@@ -29,6 +35,7 @@ export class TestCluster {
   private readonly procs = new Map<number, BrokerProcess>();
   private readonly dirs = new Map<number, string>();
   private readonly paused = new Set<number>();
+  private readonly proxies = new Map<number, FaultProxy>();
   readonly name = `c-${randomUUID().slice(0, 8)}`;
 
   private constructor(
@@ -41,7 +48,7 @@ export class TestCluster {
   static async start(options: TestClusterOptions): Promise<TestCluster> {
     const etcd = options.storeArgs === undefined ? await EtcdProcess.start() : undefined;
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kmq-cluster-'));
-    const c = new TestCluster(etcd, { leaseMs: 3000, replicaLagMs: 3000, args: [], ...options }, root);
+    const c = new TestCluster(etcd, { leaseMs: 3000, replicaLagMs: 3000, args: [], proxied: false, ...options }, root);
     try {
       await Promise.all(Array.from({ length: options.brokers }, (_, i) => c.startBroker(i + 1)));
     } catch (err) {
@@ -57,7 +64,12 @@ export class TestCluster {
 
   /** Addresses of the brokers running now. */
   bootstrap(): string[] {
-    return [...this.procs.entries()].filter(([id]) => !this.paused.has(id)).map(([, p]) => p.address);
+    return [...this.procs.entries()]
+      .filter(([id]) => !this.paused.has(id) && this.proxies.get(id)?.isCut !== true)
+      .map(([id, p]) => {
+        const proxy = this.proxies.get(id);
+        return proxy === undefined ? p.address : `127.0.0.1:${proxy.port}`;
+      });
   }
 
   broker(id: number): BrokerProcess | undefined {
@@ -76,10 +88,16 @@ export class TestCluster {
       fs.mkdirSync(dir);
       this.dirs.set(id, dir);
     }
+    let proxy = this.proxies.get(id);
+    if (this.options.proxied && proxy === undefined) {
+      proxy = await FaultProxy.start();
+      this.proxies.set(id, proxy);
+    }
     const p = await BrokerProcess.start({
       dataDir: dir,
       args: [
         '--node-id', String(id),
+        ...(proxy === undefined ? [] : ['--advertised-port', String(proxy.port)]),
         ...(this.options.storeArgs ?? ['--cluster-store', 'etcd', '--etcd-endpoints', this.etcd!.clientUrl]),
         '--cluster-name', this.name,
         '--broker-lease-ms', String(this.options.leaseMs),
@@ -87,8 +105,20 @@ export class TestCluster {
         ...this.options.args,
       ],
     });
+    proxy?.setTarget(p.port);
     this.procs.set(id, p);
     return p;
+  }
+
+  /** Isolates broker `id` from clients and other brokers (not from the coordination store): its links become a black hole. */
+  cutLinks(id: number): void {
+    const proxy = this.proxies.get(id);
+    if (proxy === undefined) throw new Error('cutLinks needs a cluster started with proxied: true');
+    proxy.cut();
+  }
+
+  healLinks(id: number): void {
+    this.proxies.get(id)?.heal();
   }
 
   /** SIGKILL: the broker's log stays for restart(). */
@@ -132,6 +162,7 @@ export class TestCluster {
     for (const id of [...this.paused]) this.resume(id);
     await Promise.all([...this.procs.values()].map((p) => p.kill()));
     this.procs.clear();
+    await Promise.all([...this.proxies.values()].map((p) => p.stop()));
     await this.etcd?.stop();
     fs.rmSync(this.root, { recursive: true, force: true });
   }
