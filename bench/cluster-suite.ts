@@ -27,6 +27,8 @@ const E2E_PARTITIONS = 1;
 /** PartitionMetadata.leader of a partition without one. */
 const NO_LEADER = 0xffffffff;
 const READY_TIMEOUT_MS = 30_000;
+/** An e2e row whose consumer received less than this fraction of the offered rate is marked OVERLOADED. */
+const OVERLOAD_FRACTION = 0.95;
 
 /** What the runner hands the suite. */
 export interface ClusterSuiteSettings {
@@ -241,12 +243,13 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
           return { producer: p, consumer: c };
         });
         const { producer: p, consumer: c } = m.value;
+        const receivedPerSec = c.records / (c.elapsedMs / 1000);
         const run: ClusterSideRun = { e2e: m.value, phase: m.phase, etcdCpuPct: m.etcdCpuPct, ...(side.name === 'cluster' ? { leaders } : {}) };
         result.workloads[workload][side.name] = run;
         const { produceRequests: _requests, brokerCpuPcts, ...b } = m.phase;
         const row: Row = {
           workload: `${side.label}: ${workload}`,
-          recordsPerSec: c.records / (c.elapsedMs / 1000),
+          recordsPerSec: receivedPerSec,
           mbPerSec: (c.records * RECORD_BYTES) / MB / (c.elapsedMs / 1000),
           p50Ms: c.p50Ms,
           p95Ms: c.p95Ms,
@@ -259,6 +262,8 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
             `acks=${side.acks}`,
             cpuNote(side, run),
             p.records !== c.records ? `consumer got ${c.records} of ${p.records}` : undefined,
+            // Received slower than sent: a backlog grew, so the percentiles measure the queue, not the path.
+            receivedPerSec < OVERLOAD_FRACTION * rate ? `OVERLOADED: received ${Math.round(receivedPerSec).toLocaleString('en-US')}/s of ${rate.toLocaleString('en-US')}/s` : undefined,
             p.maxScheduleLagMs > 20 ? `producer fell ${p.maxScheduleLagMs.toFixed(0)} ms behind schedule` : undefined,
           ),
         };
