@@ -13,6 +13,7 @@ export interface ProducerSettings {
 
 /** Max-rate produce of `records` records of `recordBytes` each, `callSize` per send(), `callsInFlight` send() calls pending. */
 export interface ProduceConfig {
+  /** Bootstrap broker `host:port`; a cluster's brokers comma-separated. */
   broker: string;
   topic: string;
   records: number;
@@ -24,6 +25,7 @@ export interface ProduceConfig {
 
 /** Catch-up read of `records` records from offset 0 of every partition. */
 export interface ConsumeConfig {
+  /** Bootstrap broker `host:port`; a cluster's brokers comma-separated. */
   broker: string;
   topic: string;
   partitions: number;
@@ -32,6 +34,7 @@ export interface ConsumeConfig {
 
 /** Fixed-rate producer of the e2e workload: `ratePerSec` records for `durationMs`, each value starting with its send time. */
 export interface E2eProduceConfig {
+  /** Bootstrap broker `host:port`; a cluster's brokers comma-separated. */
   broker: string;
   topic: string;
   recordBytes: number;
@@ -42,6 +45,7 @@ export interface E2eProduceConfig {
 
 /** Consumer of the e2e workload: reads `records` records, latency of those sent after `warmupMs`. */
 export interface E2eConsumeConfig {
+  /** Bootstrap broker `host:port`; a cluster's brokers comma-separated. */
   broker: string;
   topic: string;
   partitions: number;

@@ -17,7 +17,7 @@ import { cpuSince, latencySummary } from './measure.js';
  * `callsInFlight` lanes each keep one send() of `callSize` records pending.
  */
 export async function produceMaxRate(c: ProduceConfig): Promise<ThroughputResult> {
-  const client = new KmqClient({ brokers: [c.broker], clientId: 'bench-producer' });
+  const client = new KmqClient({ brokers: c.broker.split(','), clientId: 'bench-producer' });
   try {
     const producer = client.producer({ ...c.producer, maxRequestBytes: Math.max(c.producer.batchSizeBytes, 1024 * 1024) });
     const value = randomBytes(c.recordBytes);
@@ -50,7 +50,7 @@ export async function produceMaxRate(c: ProduceConfig): Promise<ThroughputResult
 
 /** Catch-up read from offset 0 of every partition until `records` records were handed to the application. */
 export async function consumeCatchUp(c: ConsumeConfig): Promise<ThroughputResult> {
-  const client = new KmqClient({ brokers: [c.broker], clientId: 'bench-consumer' });
+  const client = new KmqClient({ brokers: c.broker.split(','), clientId: 'bench-consumer' });
   try {
     const assignment = [];
     for (let p = 0; p < c.partitions; p++) assignment.push({ topic: c.topic, partition: p, offset: 0 });
@@ -80,7 +80,7 @@ export async function consumeCatchUp(c: ConsumeConfig): Promise<ThroughputResult
  * process can measure end-to-end latency. Exactly ratePerSec × durationMs / 1000 records.
  */
 export async function produceFixedRate(c: E2eProduceConfig): Promise<E2eProduceResult> {
-  const client = new KmqClient({ brokers: [c.broker], clientId: 'bench-e2e-producer' });
+  const client = new KmqClient({ brokers: c.broker.split(','), clientId: 'bench-e2e-producer' });
   try {
     const producer = client.producer({ ...c.producer, maxRequestBytes: Math.max(c.producer.batchSizeBytes, 1024 * 1024) });
     const total = Math.round((c.ratePerSec * c.durationMs) / 1000);
@@ -134,7 +134,7 @@ export async function produceFixedRate(c: E2eProduceConfig): Promise<E2eProduceR
  * is called once the consumer has its partitions.
  */
 export async function consumeLatency(c: E2eConsumeConfig, onReady: () => void): Promise<LatencyResult> {
-  const client = new KmqClient({ brokers: [c.broker], clientId: 'bench-e2e-consumer' });
+  const client = new KmqClient({ brokers: c.broker.split(','), clientId: 'bench-e2e-consumer' });
   try {
     const assignment = [];
     for (let p = 0; p < c.partitions; p++) assignment.push({ topic: c.topic, partition: p, offset: 0 });

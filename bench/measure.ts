@@ -6,6 +6,11 @@ export function cpuSince(start: NodeJS.CpuUsage): WorkerCpu {
   return { cpuUserMs: u.user / 1000, cpuSystemMs: u.system / 1000 };
 }
 
+/** A worker's CPU over its measured interval, % of one core. */
+export function clientCpuPct(r: WorkerCpu & { elapsedMs: number }): number {
+  return ((r.cpuUserMs + r.cpuSystemMs) / r.elapsedMs) * 100;
+}
+
 /** Percentile of sorted values, nearest rank. */
 export function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN;

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { ControlPlane, controlPlaneBinary } from '../test/utils/control-plane.js';
+import { ControlPlane, controlPlaneBinary } from '../testkit/control-plane.js';
 import { BenchBroker } from './processes.js';
 import { ProcSampler } from './proc-sampler.js';
 

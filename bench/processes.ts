@@ -1,13 +1,16 @@
 /**
- * Child processes of a benchmark run: the broker (`kmq broker` from dist/cli), the
- * sidecar (`kmq sidecar`) and the workers (dist/bench/worker.js). Every process
- * started here is tracked so that killAll() can end them on Ctrl-C or on an error.
+ * Child processes of a benchmark run: the broker (`kmq broker` from dist/cli), a
+ * cluster of brokers with its etcd, the sidecar (`kmq sidecar`) and the workers
+ * (dist/bench/worker.js). Every process started here is tracked so that killAll()
+ * can end them on Ctrl-C or on an error (etcd is ended by its launcher on exit).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EtcdProcess } from '../testkit/etcd-process.js';
 import type { WorkerRole } from './worker.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -102,6 +105,53 @@ export class BenchBroker {
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
     await this.exited;
     clearTimeout(timer);
+  }
+}
+
+/**
+ * A cluster on loopback: one etcd (testkit's launcher, the binary of
+ * scripts/setup-control-plane.sh) and N brokers with node ids 1..N, each with its
+ * own data folder under `dir`, joined through `--cluster-store etcd` under a cluster
+ * name of their own.
+ */
+export class BenchCluster {
+  private constructor(
+    readonly etcd: EtcdProcess,
+    readonly name: string,
+    readonly brokers: BenchBroker[],
+  ) {}
+
+  /** Bootstrap list for a worker config: every broker, comma-separated. */
+  get bootstrap(): string {
+    return this.brokers.map((b) => b.address).join(',');
+  }
+
+  static async start(dir: string, brokers: number, extraArgs: string[], nodeArgs: string[] = []): Promise<BenchCluster> {
+    fs.mkdirSync(dir, { recursive: true });
+    const etcd = await EtcdProcess.start({ parentDir: dir });
+    const name = `bench-${randomUUID().slice(0, 8)}`;
+    const started = await Promise.allSettled(
+      Array.from({ length: brokers }, (_, i) => {
+        const dataDir = path.join(dir, `broker-${i + 1}`);
+        fs.mkdirSync(dataDir, { recursive: true });
+        const cluster = ['--node-id', String(i + 1), '--cluster-store', 'etcd', '--etcd-endpoints', etcd.clientUrl, '--cluster-name', name];
+        return BenchBroker.start(dataDir, [...cluster, ...extraArgs], nodeArgs);
+      }),
+    );
+    const ok = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const c = new BenchCluster(etcd, name, ok);
+    if (failed !== undefined) {
+      await c.stop();
+      throw failed.reason;
+    }
+    return c;
+  }
+
+  /** Stops every broker, then etcd (which removes its data folder). */
+  async stop(): Promise<void> {
+    await Promise.all(this.brokers.map((b) => b.stop()));
+    await this.etcd.stop();
   }
 }
 

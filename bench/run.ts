@@ -1,5 +1,5 @@
 /**
- * Broker benchmark runner: `npm run bench -- produce|consume|e2e|queue|exchange|sidecar|all
+ * Broker benchmark runner: `npm run bench -- produce|consume|e2e|queue|exchange|sidecar|cluster|all
  * [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer|sidecar]
  * [--prefetch N] [--consumer-mode push|pull] [--publish-call N] [--publish-in-flight N] [--sidecars 1|2]`.
  *
@@ -7,6 +7,7 @@
  * limits (disk write with and without fdatasync, loopback TCP), then runs each
  * workload with producers, publishers and consumers in their own worker processes,
  * samples the broker's RSS and CPU, prints a table and writes JSON to .bench-out/.
+ * The `cluster` suite (not part of `all`) also starts etcd and 3 brokers (cluster-suite.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,9 +37,13 @@ import type {
 } from './bench-config.js';
 import { BenchBroker, BenchSidecar, folderBytes, killAll, startWorker } from './processes.js';
 import type { WorkerHandle } from './processes.js';
+import { clientCpuPct } from './measure.js';
+import { Phase } from './phase.js';
 import { ProcSampler } from './proc-sampler.js';
-import { formatTable, formatTargets } from './report.js';
-import type { Row, TargetCheck } from './report.js';
+import { formatComparison, formatTable, formatTargets } from './report.js';
+import type { Comparison, Row, TargetCheck } from './report.js';
+import { runClusterSuite } from './cluster-suite.js';
+import type { ClusterSuiteResult } from './cluster-suite.js';
 import { EXCHANGE_ROUTING_KEY, exchangeBindings } from './exchange-bindings.js';
 import { tallyDeliveries } from './delivery-tally.js';
 import type { DeliveryTally } from './delivery-tally.js';
@@ -50,7 +55,7 @@ const PARTITION_COUNTS = [1, 8] as const;
 /** Raised from the broker's 1 MiB default so that 1 MiB producer batches plus their framing always fit. */
 const BROKER_MAX_MESSAGE_BYTES = 2 * MiB;
 
-const SUITES = ['produce', 'consume', 'e2e', 'queue', 'exchange', 'sidecar', 'all'] as const;
+const SUITES = ['produce', 'consume', 'e2e', 'queue', 'exchange', 'sidecar', 'cluster', 'all'] as const;
 type Suite = (typeof SUITES)[number];
 /** Queue workload: partitions of the queue (each a row), consumer processes, message size. */
 const QUEUE_PARTITIONS = [1, 4] as const;
@@ -113,7 +118,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(problem: string): never {
   process.stderr.write(
-    `bench: ${problem}\nusage: npm run bench -- produce|consume|e2e|queue|exchange|sidecar|all [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer|sidecar] [--prefetch N] [--consumer-mode push|pull] [--publish-call N] [--publish-in-flight N] [--sidecars 1|2]\n`,
+    `bench: ${problem}\nusage: npm run bench -- produce|consume|e2e|queue|exchange|sidecar|cluster|all [--quick] [--flush every-batch|interval|none] [--cpu-prof broker|producer|consumer|sidecar] [--prefetch N] [--consumer-mode push|pull] [--publish-call N] [--publish-in-flight N] [--sidecars 1|2]\n`,
   );
   process.exit(2);
 }
@@ -196,70 +201,6 @@ async function measureMachine(): Promise<MachineLimits> {
   return { diskFsyncMBps: mbps(fsync), diskNoFsyncMBps: mbps(nofsync), tcpMBps: mbps(received) };
 }
 
-interface ProduceLatencySum {
-  seconds: number;
-  count: number;
-}
-
-/** Sum and count of the broker's produce-latency histogram (frame read to answer, fsync included), from /metrics. */
-async function brokerProduceLatency(httpPort: number): Promise<ProduceLatencySum> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const num = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return { seconds: num('kmq_broker_produce_seconds_sum'), count: num('kmq_broker_produce_seconds_count') };
-}
-
-/**
- * Waits (up to 30 s) until the machine has been nearly idle for half a second, so
- * that a phase does not start while other work from before (the previous phase's
- * writeback, another process) still holds the CPUs. Returns the ms waited.
- */
-async function waitForQuiet(): Promise<number> {
-  const t0 = performance.now();
-  const cpus = os.cpus().length;
-  while (performance.now() - t0 < 30_000) {
-    const a = ProcSampler.machineCpuMs();
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const b = ProcSampler.machineCpuMs();
-    if ((b.busyMs - a.busyMs) / 500 / cpus < 0.15) break;
-  }
-  return performance.now() - t0;
-}
-
-/** Broker-side figures of one phase. */
-class Phase {
-  private readonly t0 = performance.now();
-  private constructor(
-    private readonly sampler: ProcSampler,
-    private readonly httpPort: number,
-    private readonly cpu0: number,
-    private readonly produce0: ProduceLatencySum,
-    private readonly machine0 = ProcSampler.machineCpuMs(),
-  ) {}
-
-  static async begin(sampler: ProcSampler, httpPort: number): Promise<Phase> {
-    const waited = await waitForQuiet();
-    if (waited > 5000) log(`waited ${(waited / 1000).toFixed(0)} s for the machine to quieten`);
-    const produce0 = await brokerProduceLatency(httpPort);
-    sampler.takePhasePeak();
-    return new Phase(sampler, httpPort, sampler.cpuMs(), produce0);
-  }
-
-  async end(): Promise<{ brokerCpuPct: number; machineCpuPct: number; iowaitPct: number; brokerPeakRssMb: number; brokerProduceMs: number | undefined; produceRequests: number }> {
-    const wall = performance.now() - this.t0;
-    const brokerCpuPct = ((this.sampler.cpuMs() - this.cpu0) / wall) * 100;
-    const m = ProcSampler.machineCpuMs();
-    const cpus = os.cpus().length;
-    const machineCpuPct = ((m.busyMs - this.machine0.busyMs) / wall / cpus) * 100;
-    const iowaitPct = ((m.iowaitMs - this.machine0.iowaitMs) / wall / cpus) * 100;
-    const brokerPeakRssMb = this.sampler.takePhasePeak() / MiB;
-    const p = await brokerProduceLatency(this.httpPort);
-    const requests = p.count - this.produce0.count;
-    return { brokerCpuPct, machineCpuPct, iowaitPct, brokerPeakRssMb, brokerProduceMs: requests > 0 ? ((p.seconds - this.produce0.seconds) / requests) * 1000 : undefined, produceRequests: requests };
-  }
-}
-
-const clientCpuPct = (r: { cpuUserMs: number; cpuSystemMs: number; elapsedMs: number }): number => ((r.cpuUserMs + r.cpuSystemMs) / r.elapsedMs) * 100;
-
 /** One run of the queue workload: the publisher, the consumers (without their per-message counts) and what they add up to. */
 interface QueueRunResult {
   partitions: number;
@@ -329,6 +270,7 @@ interface Results {
   exchange: Record<string, ExchangeRunResult>;
   exchangeRunOrder: readonly number[];
   sidecar?: SidecarRunResult;
+  cluster?: ClusterSuiteResult & { comparison: Comparison[] };
 }
 
 interface RunContext {
@@ -723,6 +665,7 @@ async function main(): Promise<void> {
   const runQueues = args.suite === 'queue' || args.suite === 'all';
   const runExchanges = args.suite === 'exchange' || args.suite === 'all';
   const runSidecarSuite = args.suite === 'sidecar' || args.suite === 'all';
+  const runCluster = args.suite === 'cluster';
   const ctx: RunContext = { broker, sampler, admin };
 
   try {
@@ -832,13 +775,34 @@ async function main(): Promise<void> {
       results.sidecar = s.result;
       rows.push(...s.rows);
     }
+
+    if (runCluster) {
+      const c = await runClusterSuite(
+        { broker, sampler, admin },
+        {
+          dir: path.join(tmpRoot, 'cluster'),
+          brokerArgs,
+          nodeArgs: { broker: nodeArgsFor('broker'), producer: nodeArgsFor('producer'), consumer: nodeArgsFor('consumer') },
+          produceRecords: sizes.recordsFor(1024),
+          callSize: callSizeFor(1024),
+          callsInFlight: 8,
+          throughputProducer,
+          e2eProducer,
+          e2eMs: sizes.e2eMs,
+          e2eWarmupMs: sizes.e2eWarmupMs,
+          log,
+        },
+      );
+      results.cluster = { ...c.result, comparison: c.comparisons };
+      rows.push(...c.rows);
+    }
   } finally {
     await admin.close().catch(() => {});
     sampler.stop();
     const cpus = os.cpus().length;
     for (const r of rows) {
       if (r.machineCpuPct === undefined) continue;
-      r.otherCpuPct = Math.max(0, r.machineCpuPct * cpus - (r.brokerCpuPct ?? 0) - (r.clientCpuPct ?? 0) - (r.sidecarCpuPct ?? 0));
+      r.otherCpuPct = Math.max(0, r.machineCpuPct * cpus - (r.brokerCpuPct ?? 0) - (r.clientCpuPct ?? 0) - (r.sidecarCpuPct ?? 0) - (r.etcdCpuPct ?? 0));
       if (r.otherCpuPct > 30) r.note = `${r.note === undefined ? '' : `${r.note}; `}BUSY MACHINE (other CPU ${r.otherCpuPct.toFixed(0)}%): rerun`;
     }
     await broker.stop();
@@ -895,6 +859,13 @@ async function main(): Promise<void> {
 
   process.stdout.write(`\nkmq broker benchmark (${quick ? 'quick' : 'full'}; flush ${flushMode}; ${os.cpus().length} CPUs; node ${process.version})\n\n`);
   process.stdout.write(`${formatTable([...machineRows, ...rows])}\n\n`);
+  if (results.cluster !== undefined) {
+    const c = results.cluster;
+    process.stdout.write(
+      `single broker (1, acks=${c.acks.single}) beside ${c.brokers} brokers + etcd (3, replication factor ${c.replicationFactor}, min.insync.replicas ${c.minInsyncReplicas}, acks=${c.acks.cluster}); ${c.recordBytes} B records; flush ${flushMode} on every broker; µs/record = broker CPU per record, all brokers together:\n`,
+    );
+    process.stdout.write(`${formatComparison(c.comparison)}\n\n`);
+  }
   process.stdout.write(`broker peak RSS over the whole run: ${peakRssMb.toFixed(0)} MB\n`);
   process.stdout.write(`targets (reported, not asserted):\n${formatTargets(targets)}\n\n`);
   if (args.cpuProf !== undefined) process.stdout.write(`CPU profiles (${args.cpuProf}): ${profDir}\n`);
