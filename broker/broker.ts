@@ -28,6 +28,7 @@ import { ProcessedKeys } from './idempotency/processed-keys.js';
 import { IdempotencyHandlers } from './server/idempotency-handlers.js';
 import { ClusterMember } from './cluster/cluster-member.js';
 import { EtcdCoordinationStore } from './cluster/etcd-coordination-store.js';
+import { LocalCoordinationStore } from './cluster/local-coordination-store.js';
 import type { CoordinationStore } from './cluster/coordination-store.js';
 
 import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG, SHARE_STATE_TOPIC } from './topics/internal-topics.js';
@@ -142,6 +143,8 @@ export class Broker {
       const health = options.httpPort >= 0 ? new HealthServer(probe.registry, () => readiness.broker?.ready === true) : undefined;
       if (options.clusterStore === 'etcd') cluster.store = new EtcdCoordinationStore({ endpoints: options.etcdEndpoints, prefix: `/kmq/${options.clusterName}/` });
       if (options.clusterStore === 'kubernetes') cluster.store = await kubernetesStore(options, logger);
+      // A one-broker cluster whose metadata lives in its data folder: replication roles, internal topics and all.
+      if (options.clusterStore === 'local') cluster.store = LocalCoordinationStore.open(path.join(options.dataDir, 'cluster-store.json'));
       const broker = new Broker(options, logger, lock, topics, groups, queues, dedupe, processedKeys, probe, server, health, cluster);
       readiness.broker = broker;
       const queueHandlers = new QueueHandlers(options, queues, exchanges, logger.child({ component: 'queues' }));

@@ -49,6 +49,6 @@ describe('compileBrokerOptions: the cluster store', () => {
     expect(() => compileBrokerOptions({ clusterStore: 'kubernetes', clusterNamespace: 'Not_A_Namespace' }, host('b-0'))).toThrow(/clusterNamespace must be a namespace name/);
     // Other stores do not need one.
     expect(compileBrokerOptions({ clusterStore: 'etcd' }, host('b-0')).clusterNamespace).toBe('');
-    expect(() => compileBrokerOptions({ clusterStore: 'zookeeper' as 'etcd' }, host('b-0'))).toThrow(/none, etcd or kubernetes/);
+    expect(() => compileBrokerOptions({ clusterStore: 'zookeeper' as 'etcd' }, host('b-0'))).toThrow(/none, local, etcd or kubernetes/);
   });
 });

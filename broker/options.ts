@@ -92,7 +92,7 @@ export interface BrokerOptions {
   autoRebalanceOnJoin?: boolean;
 }
 
-export type ClusterStoreKind = 'none' | 'etcd' | 'kubernetes';
+export type ClusterStoreKind = 'none' | 'etcd' | 'kubernetes' | 'local';
 
 /** Compiled settings; kubeconfig is '' for the in-cluster service account, clusterNamespace '' without the kubernetes store. */
 export type CompiledBrokerOptions = Required<BrokerOptions>;
@@ -116,7 +116,7 @@ function envInt(name: EnvVar): number | undefined {
 }
 
 function clusterStoreSetting(v: string): ClusterStoreKind {
-  if (v !== 'none' && v !== 'etcd' && v !== 'kubernetes') throw new KmqError(ErrorCode.InvalidConfig, `clusterStore must be none, etcd or kubernetes, got "${v}"`);
+  if (v !== 'none' && v !== 'etcd' && v !== 'kubernetes' && v !== 'local') throw new KmqError(ErrorCode.InvalidConfig, `clusterStore must be none, local, etcd or kubernetes, got "${v}"`);
   return v;
 }
 

@@ -1,36 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, KmqError } from '../../lib/errors.js';
 import { coordinationStoreContract } from './coordination-store.contract.js';
-import type { CoordinationStore, StopWatch, WatchEvent } from './coordination-store.js';
+import type { WatchEvent } from './coordination-store.js';
 import { MemoryCoordinationStore } from './memory-coordination-store.js';
-
-/** A client of one shared store (as several brokers are clients of one etcd): closing it stops only its own watches. */
-function client(shared: MemoryCoordinationStore): CoordinationStore {
-  let closed = false;
-  const stops: StopWatch[] = [];
-  const guard = <T>(fn: () => Promise<T>): Promise<T> =>
-    closed ? Promise.reject(new KmqError(ErrorCode.ConnectionClosed, 'The coordination store is closed')) : fn();
-  return {
-    get: (key) => guard(() => shared.get(key)),
-    put: (key, value, options) => guard(() => shared.put(key, value, options)),
-    delete: (key, options) => guard(() => shared.delete(key, options)),
-    list: (prefix) => guard(() => shared.list(prefix)),
-    grantLease: (ttlMs, options) => guard(() => shared.grantLease(ttlMs, options)),
-    watch: (prefix, onEvent) =>
-      guard(async () => {
-        const stop = await shared.watch(prefix, onEvent);
-        stops.push(stop);
-        return stop;
-      }),
-    close: async () => {
-      closed = true;
-      for (const stop of stops) await stop();
-    },
-  };
-}
+import { sharedClient } from './test-fixtures.js';
 
 const shared = new MemoryCoordinationStore({ sweepIntervalMs: 20 });
-coordinationStoreContract('memory', { open: () => Promise.resolve(client(shared)), leaseTtlMs: 300 });
+coordinationStoreContract('memory', { open: () => Promise.resolve(sharedClient(shared)), leaseTtlMs: 300 });
 
 describe('MemoryCoordinationStore with an injected clock', () => {
   it('expires a lease exactly when the clock passes its TTL, deleting its keys and telling watchers', async () => {

@@ -18,6 +18,16 @@ export interface MemoryCoordinationStoreOptions {
   now?: () => number;
   /** How often expired leases are swept, ms (default 100; 0 = only on `expireLeases()`). */
   sweepIntervalMs?: number;
+  /** State to start from (the local store's file): keys without leases and the last version. */
+  initial?: DurableState;
+  /** Called after every change to a key, before the write is answered (the local store persists there). */
+  onChange?: () => void;
+}
+
+/** What survives the process: keys not bound to a lease, and the store's version counter. */
+export interface DurableState {
+  revision: number;
+  entries: VersionedEntry[];
 }
 
 interface Entry {
@@ -44,8 +54,15 @@ export class MemoryCoordinationStore implements CoordinationStore {
   private nextLeaseId = 1;
   private closed = false;
 
+  private readonly onChange: (() => void) | undefined;
+
   constructor(options: MemoryCoordinationStoreOptions = {}) {
     this.now = options.now ?? Date.now;
+    this.onChange = options.onChange;
+    if (options.initial !== undefined) {
+      this.revision = options.initial.revision;
+      for (const e of options.initial.entries) this.entries.set(e.key, { value: e.value, version: e.version, lease: undefined });
+    }
     const interval = options.sweepIntervalMs ?? 100;
     if (interval > 0) {
       this.sweeper = setInterval(() => this.expireLeases(), interval);
@@ -73,6 +90,7 @@ export class MemoryCoordinationStore implements CoordinationStore {
       const version = ++this.revision;
       this.entries.set(key, { value, version, lease });
       lease?.keys.add(key);
+      this.onChange?.();
       this.emit({ type: 'put', key, value, version });
       return { ok: true, version };
     });
@@ -122,6 +140,12 @@ export class MemoryCoordinationStore implements CoordinationStore {
     });
   }
 
+  /** Keys not bound to a lease, and the version counter: what a restart keeps. */
+  durableState(): DurableState {
+    const entries = [...this.entries].filter(([, e]) => e.lease === undefined).map(([key, e]) => ({ key, value: e.value, version: e.version }));
+    return { revision: this.revision, entries };
+  }
+
   /** Ends every lease whose time has passed by the injected clock, deleting its keys. */
   expireLeases(): void {
     const now = this.now();
@@ -153,6 +177,7 @@ export class MemoryCoordinationStore implements CoordinationStore {
     this.entries.delete(key);
     entry.lease?.keys.delete(key);
     const version = ++this.revision;
+    this.onChange?.();
     this.emit({ type: 'delete', key, version });
     return version;
   }

@@ -188,3 +188,28 @@ export async function eventually(what: string, timeoutMs: number, check: () => P
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** A client of one shared store (as several brokers are clients of one etcd): closing it stops only its own watches. */
+export function sharedClient(shared: CoordinationStore): CoordinationStore {
+  let closed = false;
+  const stops: StopWatch[] = [];
+  const guard = <T>(fn: () => Promise<T>): Promise<T> =>
+    closed ? Promise.reject(new KmqError(ErrorCode.ConnectionClosed, 'The coordination store is closed')) : fn();
+  return {
+    get: (key) => guard(() => shared.get(key)),
+    put: (key, value, options) => guard(() => shared.put(key, value, options)),
+    delete: (key, options) => guard(() => shared.delete(key, options)),
+    list: (prefix) => guard(() => shared.list(prefix)),
+    grantLease: (ttlMs, options) => guard(() => shared.grantLease(ttlMs, options)),
+    watch: (prefix, onEvent) =>
+      guard(async () => {
+        const stop = await shared.watch(prefix, onEvent);
+        stops.push(stop);
+        return stop;
+      }),
+    close: async () => {
+      closed = true;
+      for (const stop of stops) await stop();
+    },
+  };
+}

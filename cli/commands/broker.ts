@@ -57,7 +57,7 @@ export function addBrokerFlags(cmd: Command): Command {
     .option('--default-partitions <n>', 'partitions of a topic created without a count')
     .option('--dedupe-window-ms <n>', 'how long published idempotency keys are remembered (0 disables)')
     .option('--dedupe-max-keys <n>', 'most idempotency keys remembered for publish dedupe')
-    .option('--cluster-store <store>', 'coordination store that makes brokers a cluster: none | etcd | kubernetes (env KMQ_CLUSTER_STORE)')
+    .option('--cluster-store <store>', 'coordination store that makes brokers a cluster: none | local (one broker, in its data folder) | etcd | kubernetes (env KMQ_CLUSTER_STORE)')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs for --cluster-store etcd (env KMQ_ETCD_ENDPOINTS)')
     .option('--cluster-name <name>', 'cluster name: its keys live under /kmq/<name>/ in the store (env KMQ_CLUSTER_NAME)')
     .option('--cluster-namespace <ns>', 'namespace of the kubernetes store\'s ConfigMap and Leases (env POD_NAMESPACE, else the pod\'s own)')
