@@ -15,6 +15,7 @@ import { BenchCluster, startWorker } from './processes.js';
 import type { BenchBroker } from './processes.js';
 import { ProcSampler } from './proc-sampler.js';
 import type { Comparison, Row } from './report.js';
+import { until } from '../testkit/until.js';
 
 const MB = 1e6;
 const CLUSTER_BROKERS = 3;
@@ -88,21 +89,6 @@ interface Side {
   createTopic(topic: string, partitions: number): Promise<number[]>;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${READY_TIMEOUT_MS / 1000} s${last === undefined ? '' : ` (last error: ${String(last)})`}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const cpuNote = (side: Side, run: ClusterSideRun): string | undefined => {
   if (side.name === 'single') return undefined;
   const per = run.phase.brokerCpuPcts.map((p) => `${p.toFixed(0)}%`).join(' + ');
@@ -135,7 +121,7 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
   const rows: Row[] = [];
   const comparisons: Comparison[] = [];
   try {
-    await until(`${CLUSTER_BROKERS} brokers registered and a controller elected`, async () => {
+    await until(`${CLUSTER_BROKERS} brokers registered and a controller elected`, READY_TIMEOUT_MS, async () => {
       const md = await admin.admin().describeCluster();
       return md.brokers.length === CLUSTER_BROKERS && md.controllerId !== 0 && md.controllerId !== NO_LEADER ? true : undefined;
     });
@@ -162,7 +148,7 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
         createTopic: async (topic, partitions) => {
           await admin.admin().createTopic(topic, { partitions, replicationFactor: REPLICATION_FACTOR, config: { minInsyncReplicas: MIN_INSYNC_REPLICAS } });
           // Every partition led and every replica in sync before the clock starts.
-          return until(`every partition of ${topic} led, with ${REPLICATION_FACTOR} in sync`, async () => {
+          return until(`every partition of ${topic} led, with ${REPLICATION_FACTOR} in sync`, READY_TIMEOUT_MS, async () => {
             const ps = (await admin.admin().describeTopic(topic)).topic.partitions;
             const ready = ps.length === partitions && ps.every((p) => p.leader !== NO_LEADER && p.isr.length === REPLICATION_FACTOR);
             return ready ? [...ps].sort((a, b) => a.partition - b.partition).map((p) => p.leader) : undefined;
