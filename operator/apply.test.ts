@@ -47,7 +47,8 @@ class FakeClient implements ObjectClient {
     const name = spec.metadata!.name!;
     const old = this.store.get(name);
     const { metadata: _m, ...body } = spec;
-    const same = old !== undefined && JSON.stringify({ ...old, metadata: undefined }) === JSON.stringify({ ...body, metadata: undefined });
+    // Status is not the applier's: a real API server leaves it out of the comparison and in place.
+    const same = old !== undefined && JSON.stringify({ ...old, metadata: undefined, status: undefined }) === JSON.stringify({ ...body, metadata: undefined });
     if (same) return structuredClone(old);
     const next = { ...body, metadata: { ...spec.metadata, resourceVersion: String(++this.rv) } } as KubernetesObject;
     this.store.set(name, next);
@@ -83,6 +84,24 @@ describe('applyObject', () => {
 
     const edited = await applyObject(client, cm({ a: '2' }));
     expect(edited).toMatchObject({ created: false, changed: true });
+  });
+
+  it('a status written by another controller between the read and the apply is not a change of ours', async () => {
+    const client = new FakeClient();
+    await applyObject(client, cm({ a: '1' }));
+    // The read sees the object; then, before the apply lands, another controller writes its status.
+    const read = client.read;
+    client.read = (async (spec: KubernetesObject) => {
+      const seen = await read(spec);
+      const stored = client.store.get('settings')!;
+      client.store.set('settings', { ...stored, status: { observed: 1 }, metadata: { ...stored.metadata, resourceVersion: '999' } } as KubernetesObject);
+      return seen;
+    }) as ObjectClient['read'];
+    const r = await applyObject(client, { ...cm({ a: '1' }) });
+    expect(r.object.metadata!.resourceVersion).toBe('999');
+    expect(r).toMatchObject({ created: false, changed: false });
+    // A real change in the same situation still counts.
+    expect(await applyObject(client, cm({ a: '2' }))).toMatchObject({ changed: true });
   });
 
   it('reads by apiVersion, kind, namespace and name only', async () => {

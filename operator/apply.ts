@@ -32,7 +32,7 @@ export interface ApplyResult<T extends KubernetesObject> {
   object: T;
   /** It did not exist before. */
   created: boolean;
-  /** Its resourceVersion moved: the API server stored something new. */
+  /** The apply stored something new (a status update by another controller in between does not count). */
   changed: boolean;
 }
 
@@ -57,7 +57,17 @@ export async function applyObject<T extends KubernetesObject>(client: ObjectClie
     throw apiError(err, 'apply', desired);
   }
   const previous = before?.metadata?.resourceVersion;
-  return { object, created: before === undefined, changed: previous === undefined || previous !== object.metadata?.resourceVersion };
+  const moved = previous === undefined || previous !== object.metadata?.resourceVersion;
+  // The version also moves when a controller writes the status between our read and our apply
+  // (the disruption controller does for PodDisruptionBudgets): only a change of content counts.
+  return { object, created: before === undefined, changed: moved && (before === undefined || contentOf(before) !== contentOf(object)) };
+}
+
+/** The object without its status and the metadata the API server maintains, as JSON. */
+function contentOf(o: KubernetesObject): string {
+  const { status: _status, ...rest } = o as KubernetesObject & { status?: unknown };
+  const { resourceVersion: _rv, managedFields: _mf, ...metadata } = o.metadata ?? {};
+  return JSON.stringify({ ...rest, metadata });
 }
 
 /** The object named by `ref` (apiVersion, kind, namespace, name), or undefined when it does not exist. */
