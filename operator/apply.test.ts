@@ -91,7 +91,7 @@ describe('applyObject', () => {
     await applyObject(client, cm({ a: '1' }));
     // The read sees the object; then, before the apply lands, another controller writes its status.
     const read = client.read;
-    client.read = (async (spec: KubernetesObject) => {
+    client.read = (async (spec: Parameters<ObjectClient['read']>[0]) => {
       const seen = await read(spec);
       const stored = client.store.get('settings')!;
       client.store.set('settings', { ...stored, status: { observed: 1 }, metadata: { ...stored.metadata, resourceVersion: '999' } } as KubernetesObject);
