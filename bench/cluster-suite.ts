@@ -6,7 +6,7 @@
  * The producer and consumer workers are those of the produce and e2e suites; the
  * cluster's workers get all three brokers as bootstrap.
  */
-import { KmqClient } from '../client/index.js';
+import { KmqClient, NO_BROKER } from '../client/index.js';
 import type { E2eConsumeConfig, E2eProduceConfig, E2eProduceResult, LatencyResult, ProduceConfig, ProducerSettings, ThroughputResult } from './bench-config.js';
 import { clientCpuPct } from './measure.js';
 import { Phase } from './phase.js';
@@ -26,7 +26,6 @@ const PRODUCE_PARTITIONS = [1, 8] as const;
 const E2E_RATES = [5000, 20_000] as const;
 const E2E_PARTITIONS = 1;
 /** PartitionMetadata.leader of a partition without one. */
-const NO_LEADER = 0xffffffff;
 const READY_TIMEOUT_MS = 30_000;
 /** An e2e row whose consumer received less than this fraction of the offered rate is marked OVERLOADED. */
 const OVERLOAD_FRACTION = 0.95;
@@ -123,7 +122,7 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
   try {
     await until(`${CLUSTER_BROKERS} brokers registered and a controller elected`, READY_TIMEOUT_MS, async () => {
       const md = await admin.admin().describeCluster();
-      return md.brokers.length === CLUSTER_BROKERS && md.controllerId !== 0 && md.controllerId !== NO_LEADER ? true : undefined;
+      return md.brokers.length === CLUSTER_BROKERS && md.controllerId !== 0 && md.controllerId !== NO_BROKER ? true : undefined;
     });
     s.log(`cluster ${cluster.name}: brokers ${cluster.brokers.map((b) => b.address).join(', ')}, etcd ${cluster.etcd.clientUrl}`);
     const sides: Side[] = [
@@ -150,7 +149,7 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
           // Every partition led and every replica in sync before the clock starts.
           return until(`every partition of ${topic} led, with ${REPLICATION_FACTOR} in sync`, READY_TIMEOUT_MS, async () => {
             const ps = (await admin.admin().describeTopic(topic)).topic.partitions;
-            const ready = ps.length === partitions && ps.every((p) => p.leader !== NO_LEADER && p.isr.length === REPLICATION_FACTOR);
+            const ready = ps.length === partitions && ps.every((p) => p.leader !== NO_BROKER && p.isr.length === REPLICATION_FACTOR);
             return ready ? [...ps].sort((a, b) => a.partition - b.partition).map((p) => p.leader) : undefined;
           });
         },

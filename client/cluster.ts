@@ -4,6 +4,7 @@ import { retry } from '../lib/backoff.js';
 import { Apis } from '../protocol/apis.js';
 import type { ApiSpec } from '../protocol/apis.js';
 import { errorCodeFromWire } from '../protocol/error-codes.js';
+import { OFFSETS_TOPIC, PROCESSED_KEYS_TOPIC } from '../protocol/well-known.js';
 import type { MetadataResponse } from '../protocol/gen/kmq/broker/v1/broker.js';
 import { BrokerConnection } from '../protocol/connection.js';
 import type { RequestOptions, Response } from '../protocol/connection.js';
@@ -18,10 +19,6 @@ export interface TopicRoute {
   fetchedAt: number;
 }
 
-/** The internal topic whose partition 0 leader is the group coordinator. */
-const OFFSETS_TOPIC = '__consumer_offsets';
-/** The internal topic whose partition 0 leader keeps processed keys. */
-const PROCESSED_KEYS_TOPIC = '__processed_keys';
 /** How long an internal topic metadata did not know is not looked up again (unless a request says it moved), ms. */
 const MISSING_INTERNAL_TTL_MS = 10_000;
 /** Errors after which the coordinator (or a leader) may be elsewhere. */

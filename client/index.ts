@@ -36,6 +36,7 @@ export type { ConsumerBatch, RunOptions } from './consumer.js';
 export type { ConsumerOptions, PartitionAssignment } from './consumer-options.js';
 export type { TopicPartition } from './group-member.js';
 export { BrokerConnection } from '../protocol/connection.js';
+export { NO_BROKER } from '../protocol/well-known.js';
 export type { ConnectionOptions, RequestOptions, Response, StreamHandle } from '../protocol/connection.js';
 export { DEFAULT_BROKER_PORT, BROKER_ENV, compileClientOptions, defaultBrokers, parseBrokerAddress, formatBrokerAddress } from './options.js';
 export type { BrokerAddress, ClientOptions, CompiledClientOptions, RetrySettings } from './options.js';

@@ -400,3 +400,22 @@ export class Partition {
     return this.log.close();
   }
 }
+
+/**
+ * Resolves on the next append to any of `partitions` (appends and high-watermark
+ * moves wake long polls), after `ms`, or when `alsoWake` calls the wake-up it is
+ * given (it returns how to cancel that). Every registration is removed on the way out.
+ */
+export function nextAppend(partitions: Iterable<Partition>, ms: number, alsoWake?: (wake: () => void) => () => void): Promise<void> {
+  return new Promise((resolve) => {
+    const cancels: Array<() => void> = [];
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const c of cancels) c();
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (alsoWake !== undefined) cancels.push(alsoWake(done));
+    for (const p of partitions) cancels.push(p.onNextAppend(done));
+  });
+}

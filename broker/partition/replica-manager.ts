@@ -9,6 +9,7 @@ import type {
   ReplicaFetchRequest,
   ReplicaFetchResponse,
 } from '../../protocol/gen/kmq/broker/v1/replication.js';
+import { nextAppend } from './partition.js';
 import type { Partition } from './partition.js';
 import { ReplicaFetcher } from './replica-fetcher.js';
 
@@ -107,7 +108,7 @@ export class ReplicaManager {
       const { results, total, errors, partitions } = this.collect(req, maxBytes, payloadOut);
       const remaining = deadline - this.clock();
       if (total > 0 || errors || remaining <= 0 || isClosed() || this.stopped) return { partitions: results };
-      await waitForAppend(partitions, remaining);
+      await nextAppend(partitions, remaining);
     }
   }
 
@@ -249,18 +250,4 @@ export class ReplicaManager {
       });
     return true;
   }
-}
-
-/** Resolves on the next append to any of `partitions`, or after `ms`. */
-function waitForAppend(partitions: Partition[], ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const cancels: Array<() => void> = [];
-    const done = (): void => {
-      clearTimeout(timer);
-      for (const c of cancels) c();
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    for (const p of partitions) cancels.push(p.onNextAppend(done));
-  });
 }

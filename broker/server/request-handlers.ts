@@ -3,11 +3,14 @@ import type { Logger } from '../../lib/logger.js';
 import { ApiKey, Apis } from '../../protocol/apis.js';
 import type { ApiSpec } from '../../protocol/apis.js';
 import { errorCodeToWire } from '../../protocol/error-codes.js';
+import { NO_BROKER } from '../../protocol/well-known.js';
 import { BATCH_LOG_OVERHEAD, batchRecordCount, batchTotalBytes } from '../../protocol/batch-header.js';
 import * as pb from '../../protocol/gen/kmq/broker/v1/broker.js';
 import type { ReplicaFetchRequest } from '../../protocol/gen/kmq/broker/v1/replication.js';
 import type { CompiledBrokerOptions } from '../options.js';
 import type { TopicManager, Topic } from '../topics/topic-manager.js';
+import { nextAppend } from '../partition/partition.js';
+import type { Partition } from '../partition/partition.js';
 import type { TopicOverrides } from '../cluster/metadata-store.js';
 import type { GroupCoordinator } from '../groups/group-coordinator.js';
 import type { BrokerProbe } from '../metrics/broker-probe.js';
@@ -18,8 +21,6 @@ import type { IdempotencyHandlers } from './idempotency-handlers.js';
 import type { ClusterMember } from '../cluster/cluster-member.js';
 
 const MAX_FETCH_WAIT_MS = 30_000;
-/** The leader id metadata gives a partition without a leader (and the controller id without a controller). */
-const NO_LEADER = 0xffffffff;
 
 function ok<Res>(api: ApiSpec<unknown, Res>, res: Res, payload?: Buffer[]): HandlerResult {
   return payload === undefined ? { header: api.response.encode(res).finish() } : { header: api.response.encode(res).finish(), payload };
@@ -219,23 +220,15 @@ export class RequestHandlers {
   }
 
   private waitForData(req: pb.FetchRequest, ms: number, conn: ClientConnection): Promise<void> {
-    return new Promise((resolve) => {
-      const cancels: Array<() => void> = [];
-      const done = (): void => {
-        clearTimeout(timer);
-        for (const c of cancels) c();
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      cancels.push(conn.onClose(done));
-      for (const fp of req.partitions) {
-        try {
-          cancels.push(this.topics.partition(fp.topic, fp.partition).onNextAppend(done));
-        } catch {
-          // Reported by collect() on the next pass.
-        }
+    const partitions: Partition[] = [];
+    for (const fp of req.partitions) {
+      try {
+        partitions.push(this.topics.partition(fp.topic, fp.partition));
+      } catch {
+        // Reported by collect() on the next pass.
       }
-    });
+    }
+    return nextAppend(partitions, ms, (wake) => conn.onClose(wake));
   }
 
   private listOffsets(req: pb.ListOffsetsRequest): HandlerResult {
@@ -277,7 +270,7 @@ export class RequestHandlers {
       partitions: t.partitions.map((p) => {
         const s = m.partitionState(t.record.name, p.index);
         // No leader: an id no broker has, so clients find no route and retry.
-        const leader = s === undefined || s.leader < 0 ? NO_LEADER : s.leader;
+        const leader = s === undefined || s.leader < 0 ? NO_BROKER : s.leader;
         return { partition: p.index, leader, replicas: s?.replicas ?? [], isr: s?.isr ?? [], logStartOffset: p.logStartOffset, logEndOffset: p.highWatermark };
       }),
     });
@@ -292,7 +285,7 @@ export class RequestHandlers {
               : { name, errorCode: errorCodeToWire(ErrorCode.UnknownTopic), errorMessage: `Unknown topic "${name}"`, internal: false, partitions: [] },
           );
     const brokers = [...m.brokers().values()].map((b) => ({ id: b.id, host: b.host, port: b.port }));
-    return ok(Apis.Metadata, { brokers, topics, controllerId: m.controller.isController ? m.brokerId : (m.view.controller()?.brokerId ?? NO_LEADER), clusterId: m.clusterId });
+    return ok(Apis.Metadata, { brokers, topics, controllerId: m.controller.isController ? m.brokerId : (m.view.controller()?.brokerId ?? NO_BROKER), clusterId: m.clusterId });
   }
 
   private metadata(req: pb.MetadataRequest): HandlerResult {

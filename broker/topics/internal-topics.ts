@@ -1,9 +1,9 @@
 import type { TopicOverrides } from '../cluster/metadata-store.js';
 
-/** Committed offsets of consumer groups; in a cluster its partition 0 leader hosts the group coordinator. */
-export const OFFSETS_TOPIC = '__consumer_offsets';
+import { OFFSETS_TOPIC, PROCESSED_KEYS_TOPIC } from '../../protocol/well-known.js';
+
+export { OFFSETS_TOPIC, PROCESSED_KEYS_TOPIC };
 export const SHARE_STATE_TOPIC = '__share_state';
-export const PROCESSED_KEYS_TOPIC = '__processed_keys';
 
 /** Committed offsets: compacted, kept forever. */
 export const OFFSETS_TOPIC_CONFIG: TopicOverrides = { cleanupPolicy: 'compact', retentionMs: -1, segmentBytes: 16 * 1024 * 1024 };

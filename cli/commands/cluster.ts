@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
+import { NO_BROKER } from '../../client/index.js';
 import type { KmqClient, PartitionReassignment } from '../../client/index.js';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import { outputOf, withBroker, withClient } from '../connect.js';
 import type { CommonFlags } from '../connect.js';
 import { printJson, printTable } from '../output.js';
 
-/** The id metadata gives a partition without a leader, or a cluster without a controller. */
-const NONE = 0xffffffff;
 const POLL_MS = 500;
 
 interface ReassignFlags extends CommonFlags {
@@ -28,7 +27,7 @@ export function registerClusterCommands(program: Command): void {
           return {
             topic: t.name,
             partition: p.partition,
-            leader: p.leader === NONE ? null : p.leader,
+            leader: p.leader === NO_BROKER ? null : p.leader,
             replicas: p.replicas,
             isr: p.isr,
             targetReplicas: target,
@@ -39,7 +38,7 @@ export function registerClusterCommands(program: Command): void {
       );
       const shown = f.underReplicated === true ? partitions.filter((p) => p.underReplicated || p.leader === null) : partitions;
       const brokers = md.brokers.map((b) => ({ id: b.id, host: b.host, port: b.port, controller: b.id === md.controllerId })).sort((a, b) => a.id - b.id);
-      const controller = md.controllerId === NONE ? null : md.controllerId;
+      const controller = md.controllerId === NO_BROKER ? null : md.controllerId;
       const under = partitions.filter((p) => p.underReplicated).length;
       const offline = partitions.filter((p) => p.leader === null).length;
       const reassigning = partitions.filter((p) => p.targetReplicas !== null).length;

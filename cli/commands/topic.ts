@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { TopicConfig } from '../../client/admin.js';
+import { NO_BROKER } from '../../client/index.js';
 import { intArg } from '../args.js';
 import { outputOf, withBroker, withClient } from '../connect.js';
 import type { CommonFlags } from '../connect.js';
@@ -16,9 +17,6 @@ interface CreateFlags extends CommonFlags {
   replicationFactor?: string;
   ifNotExists?: boolean;
 }
-
-/** The leader id metadata gives a partition without a leader. */
-const NO_LEADER = 0xffffffff;
 
 function configFrom(f: CreateFlags): TopicConfig {
   const c: TopicConfig = {};
@@ -91,7 +89,7 @@ export function registerTopicCommands(program: Command): void {
     );
     printTable(
       ['PARTITION', 'LEADER', 'REPLICAS', 'ISR', 'START', 'END', 'RECORDS'],
-      d.topic.partitions.map((p) => [p.partition, p.leader === NO_LEADER ? 'none' : p.leader, p.replicas.join(','), p.isr.join(','), p.logStartOffset, p.logEndOffset, p.logEndOffset - p.logStartOffset]),
+      d.topic.partitions.map((p) => [p.partition, p.leader === NO_BROKER ? 'none' : p.leader, p.replicas.join(','), p.isr.join(','), p.logStartOffset, p.logEndOffset, p.logEndOffset - p.logStartOffset]),
     );
   });
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { KmqClient } from '../../client/index.js';
+import { KmqClient, NO_BROKER } from '../../client/index.js';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import { TestCluster, until } from '../utils/test-cluster.js';
 import { check, expectConsistent, readAll } from './checker.js';
@@ -12,7 +12,6 @@ import { ProduceWorkload } from './workload.js';
  * partition. KMQ_FAULT_SECONDS makes the runs longer (a long mode for minutes).
  */
 const RUN_SECONDS = Number(process.env.KMQ_FAULT_SECONDS ?? 12);
-const NO_LEADER = 0xffffffff;
 const TEST_TIMEOUT_MS = 120_000 + RUN_SECONDS * 2000;
 
 let cluster: TestCluster | undefined;
@@ -61,14 +60,14 @@ describe('cluster under faults', () => {
       await new Promise((r) => setTimeout(r, 1500));
       const { leader } = await until('partition 0 has a leader', 20_000, async () => {
         const l = await leaderOf(k, 'faults', 0);
-        return l.leader !== NO_LEADER ? l : undefined;
+        return l.leader !== NO_BROKER ? l : undefined;
       });
       const killedAt = Date.now();
       await c.kill(leader);
       // Served again: another broker leads and takes an acks=all write.
       await until('a new leader of partition 0', 10_000, async () => {
         const l = await leaderOf(k, 'faults', 0);
-        return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+        return l.leader !== leader && l.leader !== NO_BROKER ? l : undefined;
       });
       const probe = k.producer({ acks: 'all' });
       await probe.send('faults', [{ key: 'probe', value: 'probe' }]).finally(() => probe.close());
@@ -103,13 +102,13 @@ describe('cluster under faults', () => {
     await c.kill(controller);
     const next = await until('a new controller', 15_000, async () => {
       const id = (await k.admin().describeCluster()).controllerId;
-      return id !== controller && id !== NO_LEADER ? id : undefined;
+      return id !== controller && id !== NO_BROKER ? id : undefined;
     });
     step(`controller ${next}`);
     // The new controller does its job: the partitions the old one led get leaders from the in-sync set.
     await until('no partition led by the dead controller', 15_000, async () => {
       const d = await k.admin().describeTopic('ctl');
-      return d.topic.partitions.every((p) => p.leader !== controller && p.leader !== NO_LEADER) ? true : undefined;
+      return d.topic.partitions.every((p) => p.leader !== controller && p.leader !== NO_BROKER) ? true : undefined;
     });
     await c.restart(controller);
     await new Promise((r) => setTimeout(r, Math.max(2000, (RUN_SECONDS - 8) * 1000)));
@@ -170,7 +169,7 @@ describe('cluster under faults', () => {
       await new Promise((r) => setTimeout(r, 1500));
       const { leader } = await until('partition 0 has a leader', 20_000, async () => {
         const l = await leaderOf(k, 'lagging', 0);
-        return l.leader !== NO_LEADER ? l : undefined;
+        return l.leader !== NO_BROKER ? l : undefined;
       });
       const followers = c.ids.filter((id) => id !== leader && c.isRunning(id));
       // Followers stop copying (shorter than the lag time: they stay in sync on paper) while the leader keeps taking writes.
@@ -180,7 +179,7 @@ describe('cluster under faults', () => {
       for (const f of followers) c.resume(f);
       await until('a new leader', 15_000, async () => {
         const l = await leaderOf(k, 'lagging', 0);
-        return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+        return l.leader !== leader && l.leader !== NO_BROKER ? l : undefined;
       });
       await c.restart(leader);
     }
@@ -222,12 +221,12 @@ describe('cluster under faults', () => {
       const target = kills % 2 === 0 ? '__consumer_offsets' : 'grouped';
       const { leader } = await until(`${target} has a leader`, 20_000, async () => {
         const l = await leaderOf(k, target, 0);
-        return l.leader !== NO_LEADER ? l : undefined;
+        return l.leader !== NO_BROKER ? l : undefined;
       });
       await c.kill(leader);
       await until(`a new leader of ${target}`, 15_000, async () => {
         const l = await leaderOf(k, target, 0);
-        return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+        return l.leader !== leader && l.leader !== NO_BROKER ? l : undefined;
       });
       await c.restart(leader);
       kills++;
@@ -265,7 +264,7 @@ describe('cluster under faults', () => {
     await c.kill(leader);
     await until('a new leader of __processed_keys', 15_000, async () => {
       const l = await leaderOf(k, '__processed_keys', 0);
-      return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+      return l.leader !== leader && l.leader !== NO_BROKER ? l : undefined;
     });
     for (const key of done) expect(await keys.claim(key, 'sidecar-b', 5000)).toBe('processed');
     // The claim came through too: another owner must wait for it to expire.
@@ -286,7 +285,7 @@ describe('cluster under faults', () => {
     c.pause(leader);
     await until('a new leader of partition 0', 15_000, async () => {
       const l = await leaderOf(k, 'frozen', 0);
-      return l.leader !== leader && l.leader !== NO_LEADER ? l : undefined;
+      return l.leader !== leader && l.leader !== NO_BROKER ? l : undefined;
     });
     step('new leader elected');
     await new Promise((r) => setTimeout(r, 2000));
@@ -325,7 +324,7 @@ describe('cluster under faults', () => {
     await work.stop();
     await until('every partition fully in sync', 30_000, async () => {
       const d = await k.admin().describeTopic('storeless');
-      return d.topic.partitions.every((p) => p.isr.length === 3 && p.leader !== NO_LEADER) ? true : undefined;
+      return d.topic.partitions.every((p) => p.isr.length === 3 && p.leader !== NO_BROKER) ? true : undefined;
     });
     const r = check(work.acked, work.sent, work.failedSends, await readAll(k, 'storeless'));
     report('etcd down', r, { ackedWhileStoreDown: ackedDuring, errors: Object.fromEntries(work.errors) });
@@ -381,7 +380,7 @@ describe('cluster under faults', () => {
     const k2 = client(c);
     await new Promise((r) => setTimeout(r, 5000));
     const meanwhile = await leaderOf(k2, 'isr', 0);
-    expect(meanwhile.leader).toBe(NO_LEADER);
+    expect(meanwhile.leader).toBe(NO_BROKER);
     expect(meanwhile.isr).toEqual([leader]);
     // The in-sync member returns: it leads again, with every record it acknowledged.
     await c.restart(leader);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { KmqClient } from '../../client/index.js';
+import { KmqClient, NO_BROKER } from '../../client/index.js';
 import { runCli } from '../utils/cli.js';
 import { TestCluster, until } from '../utils/test-cluster.js';
 import { check, expectConsistent, readAll } from './checker.js';
@@ -12,7 +12,6 @@ import { ProduceWorkload } from './workload.js';
  * then `kmq cluster decommission` empties them and they stop. Every acknowledged
  * record must be in the log exactly once, in send order per partition.
  */
-const NO_LEADER = 0xffffffff;
 const TOPIC = 'scale';
 
 let cluster: TestCluster | undefined;
@@ -36,9 +35,9 @@ async function placement(k: KmqClient): Promise<Placement> {
   const leads = new Map<number, number>();
   for (const p of d.topic.partitions) {
     for (const b of p.replicas) holds.set(b, (holds.get(b) ?? 0) + 1);
-    if (p.leader !== NO_LEADER) leads.set(p.leader, (leads.get(p.leader) ?? 0) + 1);
+    if (p.leader !== NO_BROKER) leads.set(p.leader, (leads.get(p.leader) ?? 0) + 1);
   }
-  const settled = moving.length === 0 && d.topic.partitions.every((p) => p.leader !== NO_LEADER && p.replicas.length === 3 && p.isr.length === 3);
+  const settled = moving.length === 0 && d.topic.partitions.every((p) => p.leader !== NO_BROKER && p.replicas.length === 3 && p.isr.length === 3);
   return { holds, leads, settled };
 }
 

@@ -5,7 +5,7 @@ import { CoordinationV1Api, CoreV1Api, KubernetesObjectApi } from '@kubernetes/c
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { configMapNameFor } from '../../broker/cluster/kubernetes-store-layout.js';
-import { KmqClient } from '../../client/index.js';
+import { KmqClient, NO_BROKER } from '../../client/index.js';
 import type { BrokerCluster } from '../../operator/api/v1alpha1/index.js';
 import { applyObject } from '../../operator/apply.js';
 import { buildBrokerClusterObjects } from '../../operator/builders/broker-cluster.js';
@@ -21,7 +21,6 @@ import { TestCluster, until } from '../utils/test-cluster.js';
 // acknowledged record of an idempotent acks=all producer.
 
 const NS = `kube-cluster-${process.pid}`;
-const NO_LEADER = 0xffffffff;
 
 let cp: ControlPlane | undefined;
 let dir: string | undefined;
@@ -109,7 +108,7 @@ describe('a broker cluster on the kubernetes coordination store', () => {
     await k.admin().createTopic('replicated', { partitions: 3, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     await until('every partition has a leader and three in-sync replicas', 20_000, async () => {
       const d = await k.admin().describeTopic('replicated');
-      return d.topic.partitions.length === 3 && d.topic.partitions.every((p) => p.leader !== NO_LEADER && p.replicas.length === 3 && p.isr.length === 3) ? true : undefined;
+      return d.topic.partitions.length === 3 && d.topic.partitions.every((p) => p.leader !== NO_BROKER && p.replicas.length === 3 && p.isr.length === 3) ? true : undefined;
     });
 
     const work = new ProduceWorkload(k, 'replicated');
@@ -120,7 +119,7 @@ describe('a broker cluster on the kubernetes coordination store', () => {
     await c.kill(before.leader);
     const after = await until('a new leader of partition 0', 10_000, async () => {
       const p = (await k.admin().describeTopic('replicated')).topic.partitions.find((x) => x.partition === 0)!;
-      return p.leader !== before.leader && p.leader !== NO_LEADER ? p : undefined;
+      return p.leader !== before.leader && p.leader !== NO_BROKER ? p : undefined;
     });
     const probe = k.producer({ acks: 'all' });
     await probe.send('replicated', [{ partition: 0, key: 'probe', value: 'probe' }]).finally(() => probe.close());
