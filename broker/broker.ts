@@ -8,7 +8,6 @@ import { compileBrokerOptions } from './options.js';
 import type { BrokerOptions, CompiledBrokerOptions } from './options.js';
 import { LocalMetadataStore } from './cluster/local-metadata-store.js';
 import { TopicManager } from './topics/topic-manager.js';
-import { CompactedStore } from './partition/compacted-store.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import { HostedService } from './partition/hosted-service.js';
 import type { JournaledService } from './partition/hosted-service.js';
@@ -19,11 +18,8 @@ import { RequestHandlers } from './server/request-handlers.js';
 import { ClientConnection } from './server/client-connection.js';
 import { ProducerIdAllocator } from './server/producer-id-allocator.js';
 import { QueueHandlers } from './server/queue-handlers.js';
-import { SharedGroupCoordinator } from './groups/shared/shared-group-coordinator.js';
-import { ExchangeRegistry } from './routing/exchange-registry.js';
-import { QueueService } from './queues/queue-service.js';
-import { PublishDedupe } from './idempotency/publish-dedupe.js';
-import type { DedupeSource } from './idempotency/publish-dedupe.js';
+import { QueueHost } from './queues/queue-host.js';
+import { clusterRoutingStore } from './cluster/cluster-routing-store.js';
 import { ProcessedKeys } from './idempotency/processed-keys.js';
 import { IdempotencyHandlers } from './server/idempotency-handlers.js';
 import { ClusterMember } from './cluster/cluster-member.js';
@@ -31,7 +27,7 @@ import { EtcdCoordinationStore } from './cluster/etcd-coordination-store.js';
 import { LocalCoordinationStore } from './cluster/local-coordination-store.js';
 import type { CoordinationStore } from './cluster/coordination-store.js';
 
-import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG, SHARE_STATE_TOPIC } from './topics/internal-topics.js';
+import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG, SHARE_STATE_TOPIC, SHARE_STATE_TOPIC_CONFIG } from './topics/internal-topics.js';
 
 
 /**
@@ -54,8 +50,7 @@ export class Broker {
     private readonly lock: DataDirLock,
     private readonly topics: TopicManager,
     private readonly groups: HostedService<GroupCoordinator>,
-    private readonly queues: QueueService,
-    private readonly dedupe: PublishDedupe,
+    private readonly queueHost: HostedService<QueueHost>,
     private readonly processedKeys: HostedService<ProcessedKeys>,
     private readonly probe: BrokerProbe,
     private readonly server: net.Server,
@@ -94,20 +89,37 @@ export class Broker {
         await groups.lead(offsetsTopic.partitions[0]!);
       }
 
-      const shareTopic = await topics.ensureInternalTopic(SHARE_STATE_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, segmentBytes: 16 * 1024 * 1024 });
-      const shareStore = new CompactedStore(shareTopic.partitions[0]!, options.maxMessageBytes);
-      const shared = new SharedGroupCoordinator({
-        logger: logger.child({ component: 'shared-groups' }),
-        journal: { append: (entries) => shareStore.appendMany(entries), load: () => shareStore.load() },
-      });
-      await shared.start();
-      const exchanges = new ExchangeRegistry(store.routing, (d) => topics.has(d.name) && (topics.get(d.name).record.queue !== undefined) === (d.kind === 'queue'));
-      await exchanges.start();
-      const dedupe = new PublishDedupe({ windowMs: options.dedupeWindowMs, maxEntries: options.dedupeMaxKeys });
-      const rebuilt = dedupe.rebuild(publishDestinations(topics, exchanges));
-      if (rebuilt > 0) logger.info({ keys: dedupe.size }, 'Publish dedupe keys reloaded');
-      const queues = new QueueService(topics, shared, exchanges, logger.child({ component: 'queues' }), Date.now, dedupe);
-      queues.start();
+      const cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined } = { member: undefined, store: undefined };
+      // Queues, shared groups and exchanges: one service on the leader of __share_state
+      // partition 0 (always here on a single node); in a cluster its queues are cluster topics.
+      const queueHost = new HostedService(
+        'queue host',
+        (journal) =>
+          new QueueHost(journal, {
+            topics,
+            routing: cluster.store === undefined ? store.routing : clusterRoutingStore(cluster.store),
+            dedupe: { windowMs: options.dedupeWindowMs, maxEntries: options.dedupeMaxKeys },
+            ...(cluster.store === undefined
+              ? {}
+              : {
+                  catalog: {
+                    create: (name, partitions, settings, overrides) => member().createQueue(name, partitions, settings, overrides),
+                    delete: (name) => member().deleteTopic(name),
+                  },
+                }),
+            logger,
+          }),
+        options.maxMessageBytes,
+        logger.child({ component: 'queues' }),
+      );
+      const member = (): ClusterMember => {
+        if (cluster.member === undefined) throw joining();
+        return cluster.member;
+      };
+      if (options.clusterStore === 'none') {
+        const shareTopic = await topics.ensureInternalTopic(SHARE_STATE_TOPIC, 1, SHARE_STATE_TOPIC_CONFIG);
+        await queueHost.lead(shareTopic.partitions[0]!);
+      }
       const processedKeys = new HostedService(
         'processed-key store',
         (keysStore) =>
@@ -126,16 +138,16 @@ export class Broker {
       const hosted = new Map<string, HostedService<JournaledService>>([
         [OFFSETS_TOPIC, groups],
         [PROCESSED_KEYS_TOPIC, processedKeys],
+        [SHARE_STATE_TOPIC, queueHost],
       ]);
-      const cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined } = { member: undefined, store: undefined };
       const probe = new BrokerProbe({
         *partitions() {
           for (const t of topics.list(true)) for (const p of t.partitions) yield { topic: t.record.name, partition: p.index, logStartOffset: p.logStartOffset, logEndOffset: p.logEndOffset };
         },
         groupLag: () => groups.current()?.lagSnapshot() ?? [],
-        queues: () => queues.metrics(),
-        exchanges: () => queues.exchangeCounters(),
-        duplicatesDropped: () => queues.duplicateCounters(),
+        queues: () => queueHost.current()?.queues.metrics() ?? [],
+        exchanges: () => queueHost.current()?.queues.exchangeCounters() ?? { routed: new Map(), unroutable: new Map() },
+        duplicatesDropped: () => queueHost.current()?.queues.duplicateCounters() ?? new Map(),
         replication: () => replicationSnapshot(cluster.member),
       });
       const server = net.createServer();
@@ -145,9 +157,12 @@ export class Broker {
       if (options.clusterStore === 'kubernetes') cluster.store = await kubernetesStore(options, logger);
       // A one-broker cluster whose metadata lives in its data folder: replication roles, internal topics and all.
       if (options.clusterStore === 'local') cluster.store = LocalCoordinationStore.open(path.join(options.dataDir, 'cluster-store.json'));
-      const broker = new Broker(options, logger, lock, topics, groups, queues, dedupe, processedKeys, probe, server, health, cluster);
+      const broker = new Broker(options, logger, lock, topics, groups, queueHost, processedKeys, probe, server, health, cluster);
       readiness.broker = broker;
-      const queueHandlers = new QueueHandlers(options, queues, exchanges, logger.child({ component: 'queues' }));
+      const queueHandlers = new QueueHandlers(options, () => {
+        cluster.member?.internalTopicWanted(SHARE_STATE_TOPIC);
+        return queueHost.get();
+      }, () => queueHost.current(), logger.child({ component: 'queues' }));
       const producerIds = new ProducerIdAllocator(
         cluster.store === undefined
           ? store
@@ -231,9 +246,8 @@ export class Broker {
     }, this.options.retentionCheckMs);
     const groups = setInterval(() => {
       this.groups.current()?.tick();
-      this.queues.tick();
+      this.queueHost.current()?.tick();
       this.processedKeys.current()?.tick();
-      this.dedupe.expire();
       this.warnDedupeEvictions();
     }, 100);
     retention.unref();
@@ -243,8 +257,10 @@ export class Broker {
 
   /** Keys evicted before their window ended shorten the dedupe window: say so, at most once a minute. */
   private warnDedupeEvictions(): void {
-    const evicted = this.dedupe.evictedCount;
+    const evicted = this.queueHost.current()?.dedupe.evictedCount ?? this.dedupeEvictedLogged;
     const now = Date.now();
+    // A new queue host counts from zero again.
+    if (evicted < this.dedupeEvictedLogged) this.dedupeEvictedLogged = evicted;
     if (evicted === this.dedupeEvictedLogged || now < this.dedupeWarnAt) return;
     this.logger.warn({ evicted: evicted - this.dedupeEvictedLogged, maxKeys: this.options.dedupeMaxKeys, windowMs: this.options.dedupeWindowMs }, 'Publish dedupe keys evicted before their window ended; raise dedupeMaxKeys');
     this.dedupeEvictedLogged = evicted;
@@ -253,7 +269,7 @@ export class Broker {
 
   /** Runs retention, and reclaims fully acknowledged queue segments. */
   async enforceRetention(): Promise<number> {
-    return (await this.topics.enforceRetention()) + this.queues.reclaim();
+    return (await this.topics.enforceRetention()) + (this.queueHost.current()?.queues.reclaim() ?? 0);
   }
 
   /** Stops accepting, closes connections, flushes and closes every log. */
@@ -315,30 +331,6 @@ function joining(): KmqError {
   return new KmqError(ErrorCode.BrokerNotAvailable, 'The broker is joining its cluster');
 }
 
-/**
- * The partitions a publish can reach: every queue, and every topic an exchange routes
- * to (bound or alternate). Plain topics are fed by Produce, which publish dedupe does
- * not cover, so their logs are not read.
- */
-function* publishDestinations(topics: TopicManager, exchanges: ExchangeRegistry): Iterable<DedupeSource> {
-  const routed = new Set<string>();
-  for (const e of exchanges.listExchanges()) {
-    if (e.alternate !== undefined) routed.add(e.alternate.name);
-    for (const b of e.bindings) routed.add(b.destination.name);
-  }
-  for (const t of topics.list(false)) {
-    if (t.record.queue === undefined && !routed.has(t.record.name)) continue;
-    for (const p of t.partitions) {
-      yield {
-        destination: t.record.name,
-        partition: p.index,
-        logEndOffset: p.logEndOffset,
-        offsetForTimestamp: (ts) => p.offsetForTimestamp(ts),
-        read: (offset, maxBytes) => p.read(offset, maxBytes),
-      };
-    }
-  }
-}
 
 /** Keeps two brokers off one data folder: a lock file holding the owner's pid. */
 class DataDirLock {

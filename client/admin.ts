@@ -193,33 +193,33 @@ export class Admin {
 
   /** Absent config fields keep the broker's defaults. */
   async createQueue(name: string, config: QueueConfig = {}, options: CreateQueueOptions = {}): Promise<void> {
-    await this.cluster.callAny(Apis.CreateQueue, { name, config, ifNotExists: options.ifNotExists ?? false });
+    await this.cluster.callQueue(Apis.CreateQueue, { name, config, ifNotExists: options.ifNotExists ?? false });
   }
 
   async deleteQueue(name: string, options: DeleteQueueOptions = {}): Promise<void> {
-    await this.cluster.callAny(Apis.DeleteQueue, { name, ifExists: options.ifExists ?? false, ifEmpty: options.ifEmpty ?? false });
+    await this.cluster.callQueue(Apis.DeleteQueue, { name, ifExists: options.ifExists ?? false, ifEmpty: options.ifEmpty ?? false });
   }
 
   /** Effective config, depth (ready, in flight, delayed), consumers and counters. */
   async describeQueue(name: string): Promise<QueueInfo> {
-    const res = await this.cluster.callAny(Apis.DescribeQueue, { name });
+    const res = await this.cluster.callQueue(Apis.DescribeQueue, { name });
     if (res.header.queue === undefined) throw new KmqError(ErrorCode.UnknownQueue, `Queue ${name} does not exist`, { queue: name });
     return res.header.queue;
   }
 
   async listQueues(): Promise<QueueInfo[]> {
-    return (await this.cluster.callAny(Apis.ListQueues, {})).header.queues;
+    return (await this.cluster.callQueue(Apis.ListQueues, {})).header.queues;
   }
 
   /** Removes every ready message; returns how many. */
   async purgeQueue(name: string): Promise<number> {
-    return (await this.cluster.callAny(Apis.PurgeQueue, { name })).header.purged;
+    return (await this.cluster.callQueue(Apis.PurgeQueue, { name })).header.purged;
   }
 
   // ---- Exchanges
 
   async createExchange(name: string, type: ExchangeTypeName, options: CreateExchangeOptions = {}): Promise<void> {
-    await this.cluster.callAny(Apis.CreateExchange, {
+    await this.cluster.callQueue(Apis.CreateExchange, {
       name,
       type: exchangeTypeToWire(type),
       alternate: options.alternate === undefined ? undefined : destinationToWire(options.alternate),
@@ -228,27 +228,27 @@ export class Admin {
   }
 
   async deleteExchange(name: string, options: { ifExists?: boolean } = {}): Promise<void> {
-    await this.cluster.callAny(Apis.DeleteExchange, { name, ifExists: options.ifExists ?? false });
+    await this.cluster.callQueue(Apis.DeleteExchange, { name, ifExists: options.ifExists ?? false });
   }
 
   /** Exchanges with their bindings and routed / unroutable counters. */
   async listExchanges(): Promise<ExchangeInfo[]> {
-    return (await this.cluster.callAny(Apis.ListExchanges, {})).header.exchanges;
+    return (await this.cluster.callQueue(Apis.ListExchanges, {})).header.exchanges;
   }
 
   async bind(binding: BindingSpec): Promise<void> {
-    await this.cluster.callAny(Apis.Bind, { binding: bindingToWire(binding) });
+    await this.cluster.callQueue(Apis.Bind, { binding: bindingToWire(binding) });
   }
 
   async unbind(binding: BindingSpec): Promise<void> {
-    await this.cluster.callAny(Apis.Unbind, { binding: bindingToWire(binding) });
+    await this.cluster.callQueue(Apis.Unbind, { binding: bindingToWire(binding) });
   }
 
   // ---- Dead letters
 
   /** The dead letters of queue `source` matching the query, without consuming them. */
   async dlqPeek(source: string, query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
-    const res = await this.cluster.callAny(Apis.DlqPeek, { source, filter: deadLetterFilterToWire(query) });
+    const res = await this.cluster.callQueue(Apis.DlqPeek, { source, filter: deadLetterFilterToWire(query) });
     const payload = res.payload.subarray(0, Math.min(res.payload.length, res.header.recordsLength));
     return decodeDeadLetters(res.header.positions, payload);
   }
@@ -258,7 +258,7 @@ export class Admin {
     const rate = options.ratePerSecond ?? 0;
     if (!Number.isInteger(rate) || rate < 0) throw invalidSetting('ratePerSecond', 'must be an integer >= 0', rate);
     const timeoutMs = options.timeoutMs ?? (rate > 0 ? 3_600_000 : this.cluster.requestTimeoutMs);
-    const res = await this.cluster.callAny(
+    const res = await this.cluster.callQueue(
       Apis.DlqReplay,
       { source, filter: deadLetterFilterToWire(query), ratePerSecond: rate, dryRun: options.dryRun ?? false },
       { timeoutMs },
@@ -268,6 +268,6 @@ export class Admin {
 
   /** Removes every dead letter of `source`; returns how many. */
   async dlqPurge(source: string): Promise<number> {
-    return (await this.cluster.callAny(Apis.DlqPurge, { source })).header.purged;
+    return (await this.cluster.callQueue(Apis.DlqPurge, { source })).header.purged;
   }
 }

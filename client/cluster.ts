@@ -4,7 +4,7 @@ import { retry } from '../lib/backoff.js';
 import { Apis } from '../protocol/apis.js';
 import type { ApiSpec } from '../protocol/apis.js';
 import { errorCodeFromWire } from '../protocol/error-codes.js';
-import { OFFSETS_TOPIC, PROCESSED_KEYS_TOPIC } from '../protocol/well-known.js';
+import { OFFSETS_TOPIC, PROCESSED_KEYS_TOPIC, SHARE_STATE_TOPIC } from '../protocol/well-known.js';
 import type { MetadataResponse } from '../protocol/gen/kmq/broker/v1/broker.js';
 import { BrokerConnection } from '../protocol/connection.js';
 import type { RequestOptions, Response } from '../protocol/connection.js';
@@ -140,15 +140,16 @@ export class Cluster {
     }
   }
 
-  /** The connection for queue (shared group) requests: any broker (queues are not clustered yet). */
+  /** The connection to the queue host (queues, shared groups, exchanges): the leader of partition 0 of `__share_state`. */
   queueConnection(): Promise<BrokerConnection> {
-    return this.anyConnection();
+    return this.internalLeaderConnection(SHARE_STATE_TOPIC);
   }
 
   /** A group request failed in a way that may mean the coordinator moved: look it up again next time. */
   coordinatorMoved(): void {
     this.invalidate(OFFSETS_TOPIC);
     this.invalidate(PROCESSED_KEYS_TOPIC);
+    this.invalidate(SHARE_STATE_TOPIC);
     this.missingInternal.clear();
   }
 
@@ -181,6 +182,11 @@ export class Cluster {
   }
 
   /** Retried request to any broker (metadata, admin, groups). */
+  /** One queue, exchange or dead-letter request, to the queue host, with retries. */
+  callQueue<Req, Res>(api: ApiSpec<Req, Res>, req: Req, opts?: RequestOptions): Promise<Response<Res>> {
+    return this.call(() => this.queueConnection(), api, req, undefined, opts);
+  }
+
   callAny<Req, Res>(api: ApiSpec<Req, Res>, req: Req, opts?: RequestOptions): Promise<Response<Res>> {
     return this.call(() => this.anyConnection(), api, req, undefined, opts);
   }

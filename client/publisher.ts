@@ -94,7 +94,7 @@ export class Publisher {
     const records = new Array<RecordInput>(messages.length);
     for (let i = 0; i < messages.length; i++) records[i] = toRecord(messages[i]!);
     const batch = encodeBatch(records);
-    const res = await this.cluster.call(() => this.cluster.anyConnection(), Apis.Publish, req, [batch]);
+    const res = await this.cluster.call(() => this.cluster.queueConnection(), Apis.Publish, req, [batch]);
     return res.header;
   }
 }

@@ -10,3 +10,5 @@ export const NO_BROKER = 0xffffffff;
 export const OFFSETS_TOPIC = '__consumer_offsets';
 /** Processed keys of effectively-once consumers; the leader of its partition 0 hosts the store. */
 export const PROCESSED_KEYS_TOPIC = '__processed_keys';
+/** Queue and shared-group state; the leader of its partition 0 hosts every queue and exchange. */
+export const SHARE_STATE_TOPIC = '__share_state';

@@ -3,7 +3,7 @@ import { ErrorCode, KmqError, toKmqError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CompiledBrokerOptions } from '../options.js';
 import type { Topic, TopicManager } from '../topics/topic-manager.js';
-import type { TopicOverrides, TopicRecord } from './metadata-store.js';
+import type { QueueSettings, TopicOverrides, TopicRecord } from './metadata-store.js';
 import { ReplicaManager } from '../partition/replica-manager.js';
 import { BrokerRegistry } from './broker-registry.js';
 import { ClusterView } from './cluster-view.js';
@@ -15,12 +15,13 @@ import type { PartitionMove } from './cluster-rebalance.js';
 import type { BrokerRegistration, ClusterTopic, PartitionState } from './cluster-metadata.js';
 import type { CoordinationStore } from './coordination-store.js';
 import type { HostedService, JournaledService } from '../partition/hosted-service.js';
-import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG } from '../topics/internal-topics.js';
+import { OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG, PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG, SHARE_STATE_TOPIC, SHARE_STATE_TOPIC_CONFIG } from '../topics/internal-topics.js';
 
 /** Internal topics that become replicated cluster topics on first use, and their settings. */
 const CLUSTER_INTERNAL_TOPICS: ReadonlyMap<string, TopicOverrides> = new Map([
   [OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG],
   [PROCESSED_KEYS_TOPIC, PROCESSED_KEYS_TOPIC_CONFIG],
+  [SHARE_STATE_TOPIC, SHARE_STATE_TOPIC_CONFIG],
 ]);
 
 /** How long a topic change made here may take to reach this broker's view before the request fails, ms. */
@@ -40,8 +41,8 @@ export interface Advertised {
  * cluster view, runs for controller, and turns every topic's stored state into
  * local partitions with their replication roles (ReplicaManager). Topic
  * creation and deletion go through the store, so every broker learns of them
- * the same way. Consumer groups, queues and other internal state are still
- * kept per broker (not replicated yet).
+ * the same way. Services kept in internal topics (consumer groups, processed
+ * keys, queues) run on the leader of their topic's partition 0 (HostedService).
  */
 export class ClusterMember {
   private readonly chains = new Map<string, Promise<void>>();
@@ -139,6 +140,24 @@ export class ClusterMember {
     const record: TopicRecord = { name, id: randomUUID(), partitions, replicationFactor: rf, config, internal: false, createdAt: Date.now() };
     await createClusterTopic(this.store, record, live);
     await this.untilView(`topic "${name}" to appear`, () => this.topics.has(name) && this.topics.get(name).record.id === record.id);
+  }
+
+  /**
+   * Creates a queue in the cluster: its partitions are placed on the replicas of
+   * `__share_state` partition 0 and led by its leader (the queue host, which the
+   * controller keeps them following), and waits until this broker holds it.
+   */
+  async createQueue(name: string, partitions: number, settings: QueueSettings, overrides: TopicOverrides): Promise<void> {
+    this.topics.validateNew(name, partitions, overrides);
+    const anchor = this.view.partitionState(SHARE_STATE_TOPIC, 0);
+    if (anchor === undefined || anchor.leader < 0) {
+      this.internalTopicWanted(SHARE_STATE_TOPIC);
+      throw new KmqError(ErrorCode.NotLeader, `No broker hosts the queues right now (${SHARE_STATE_TOPIC} has no leader)`, { topic: SHARE_STATE_TOPIC });
+    }
+    const record: TopicRecord = { name, id: randomUUID(), partitions, replicationFactor: anchor.replicas.length, config: overrides, internal: false, createdAt: Date.now(), queue: settings };
+    // @ts-expect-error TEMP until the anchor parameter lands
+    await createClusterTopic(this.store, record, [...this.view.live().keys()], Math.random, anchor);
+    await this.untilView(`queue "${name}" to appear`, () => this.topics.has(name) && this.topics.get(name).record.id === record.id);
   }
 
   async deleteTopic(name: string): Promise<void> {

@@ -24,7 +24,7 @@ interface FileFormat {
 }
 
 /** Binding identity: every field, headers in key order. */
-function bindingKey(b: BindingSpec): string {
+export function bindingKey(b: BindingSpec): string {
   const headers = b.headers === undefined ? [] : Object.entries(b.headers).sort(([a], [c]) => (a < c ? -1 : a > c ? 1 : 0));
   return JSON.stringify([b.exchange, b.destination.kind, b.destination.name, b.routingKey, headers, b.match ?? 'all']);
 }

@@ -20,6 +20,17 @@ export const DEFAULT_PREFETCH = 100;
 const MAX_PREFETCH = 10_000;
 const READ_CHUNK_BYTES = 1024 * 1024;
 const REPLAY_MEMBER = '__dlq-replay';
+/** How long a queue append waits for the in-sync replicas (cluster) before the publish fails, ms. */
+const COMMIT_TIMEOUT_MS = 30_000;
+
+/**
+ * Where queues are created and deleted: the broker's own topics on a single node; in a
+ * cluster, the cluster's topic store (every broker learns of the queue the same way).
+ */
+export interface QueueCatalog {
+  create(name: string, partitions: number, settings: QueueSettings, overrides: { retentionMs?: number; retentionBytes?: number; maxMessageBytes?: number }): Promise<void>;
+  delete(name: string): Promise<void>;
+}
 
 export interface QueueDepthView {
   ready: number;
@@ -103,6 +114,10 @@ export class QueueService {
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
     private readonly dedupe?: PublishDedupe,
+    private readonly catalog: QueueCatalog = {
+      create: async (name, partitions, settings, overrides) => void (await topics.create(name, partitions, 1, overrides, { queue: settings })),
+      delete: (name) => topics.delete(name),
+    },
   ) {
     topics.onDelete((t) => {
       this.dedupe?.forgetDestination(t.record.name);
@@ -132,7 +147,7 @@ export class QueueService {
     if (!Number.isInteger(settings.lockTimeoutMs) || settings.lockTimeoutMs < 100 || settings.lockTimeoutMs > 12 * 3_600_000) {
       throw new KmqError(ErrorCode.InvalidConfig, `lock timeout must be between 100 ms and 12 h, got ${settings.lockTimeoutMs}`, { queue: name });
     }
-    await this.topics.create(name, partitions, 1, overrides, { queue: settings });
+    await this.catalog.create(name, partitions, settings, overrides);
   }
 
   async deleteQueue(name: string, ifExists: boolean, ifEmpty: boolean): Promise<void> {
@@ -146,7 +161,7 @@ export class QueueService {
         throw new KmqError(ErrorCode.GroupNotEmpty, `Queue "${name}" is not empty (${d.ready} ready, ${d.inFlight} in flight, ${d.delayed} delayed)`, { queue: name });
       }
     }
-    await this.topics.delete(name);
+    await this.catalog.delete(name);
   }
 
   describe(name: string): QueueView {
@@ -160,13 +175,13 @@ export class QueueService {
   async purge(name: string): Promise<number> {
     const q = this.topics.queue(name);
     const before = this.depth(q).ready;
-    for (const p of q.partitions) await this.sharePartition(q, groupOf(q), p).purge(p.logEndOffset);
+    for (const p of q.partitions) await this.sharePartition(q, groupOf(q), p).purge(p.highWatermark);
     this.wake(name);
     return before;
   }
 
   private view(q: Topic): QueueView {
-    const d = this.shared.describe(groupOf(q), (_t, p) => q.partitions[p]?.logEndOffset ?? 0);
+    const d = this.shared.describe(groupOf(q), (_t, p) => q.partitions[p]?.highWatermark ?? 0);
     const cfg = this.topics.effectiveConfig(q.record);
     return {
       name: q.record.name,
@@ -177,7 +192,7 @@ export class QueueService {
       redeliveries: d.stats.redelivered,
       deadLettered: this.deadLettered.get(q.record.id) ?? 0,
       logStartOffset: q.partitions.reduce((s, p) => s + p.logStartOffset, 0),
-      logEndOffset: q.partitions.reduce((s, p) => s + p.logEndOffset, 0),
+      logEndOffset: q.partitions.reduce((s, p) => s + p.highWatermark, 0),
       retentionMs: cfg.retentionMs,
       retentionBytes: cfg.retentionBytes,
       maxMessageBytes: cfg.maxMessageBytes,
@@ -190,7 +205,7 @@ export class QueueService {
     const out = { ready: 0, inFlight: 0, delayed: 0 };
     for (const p of q.partitions) {
       const sp = this.sharePartition(q, groupOf(q), p);
-      const d = sp.depth(p.logEndOffset, now);
+      const d = sp.depth(p.highWatermark, now);
       out.ready += d.ready;
       out.inFlight += d.inFlight;
       out.delayed += d.delayed;
@@ -258,11 +273,11 @@ export class QueueService {
     const now = this.clock();
     for (let i = 0; i < parts.length && budget > 0; i++) {
       const p = parts[(start + i) % parts.length]!;
-      if (p.logEndOffset === p.logStartOffset && this.shared.partitionsOf(r.group).length === 0) continue;
+      if (p.highWatermark === p.logStartOffset && this.shared.partitionsOf(r.group).length === 0) continue;
       const sp = this.sharePartition(r.topic, r.group, p);
       const res = await sp.acquire(memberId, budget, now, {
         lockTimeoutMs: r.settings.lockTimeoutMs,
-        logEndOffset: p.logEndOffset,
+        logEndOffset: p.highWatermark,
         ...(r.settings.perKeyOrdering ? { keyOf: (o: number) => this.keyAt(p, o) } : {}),
       });
       const max = r.settings.maxDeliveries;
@@ -426,7 +441,7 @@ export class QueueService {
         const p = this.publishPartition(t, d.name);
         // Appends stamp offsets into the batch: each destination gets its own copy.
         const bytes = i === destinations.length - 1 ? payload : Buffer.from(payload);
-        const r = await p.append(bytes, maxBytes);
+        const r = await appendCommitted(p, bytes, maxBytes);
         this.wake(d.name);
         return { destination: d, partition: p.index, baseOffset: r.baseOffset, duplicates: 0 };
       }),
@@ -472,7 +487,7 @@ export class QueueService {
       if (k !== undefined) dedupe.remember(d.name, k, p.index, base + j);
     });
     try {
-      const r = await p.append(bytes, maxBytes);
+      const r = await appendCommitted(p, bytes, maxBytes);
       this.wake(d.name);
       return { destination: d, partition: p.index, baseOffset: r.baseOffset, duplicates };
     } catch (err) {
@@ -519,7 +534,7 @@ export class QueueService {
     if (records.length === 0) return;
     const target = dlq.partitions[(p.index + l0(letters)) % dlq.partitions.length]!;
     try {
-      await target.append(encodeBatch(records), Number.MAX_SAFE_INTEGER);
+      await appendCommitted(target, encodeBatch(records), Number.MAX_SAFE_INTEGER);
       this.wake(dlqName);
     } catch (err) {
       this.logger.error({ err, queue: source.record.name, dlq: dlqName }, 'Dead-lettering failed');
@@ -579,7 +594,7 @@ export class QueueService {
       }
       const dest = source.partitions[Number(headerValue(rec.headers, 'x-kmq-source-partition') ?? 0) % source.partitions.length]!;
       const batch = encodeBatch([{ key: rec.key, value: rec.value, headers: replayHeaders(rec.headers, `${dlq.record.name}/${pos.partition}/${pos.offset}`) }]);
-      await dest.append(batch, Number.MAX_SAFE_INTEGER);
+      await appendCommitted(dest, batch, Number.MAX_SAFE_INTEGER);
       await sp.ack(REPLAY_MEMBER, [pos.offset]);
       replayed++;
       this.wake(sourceName);
@@ -609,7 +624,7 @@ export class QueueService {
   private async acquireOffset(dlq: Topic, p: Partition, offset: number): Promise<boolean> {
     const sp = this.sharePartition(dlq, groupOf(dlq), p);
     if (!this.isReady(sp, offset)) return false;
-    const res = await sp.acquire(REPLAY_MEMBER, MAX_PREFETCH, this.clock(), { lockTimeoutMs: 60_000, logEndOffset: p.logEndOffset });
+    const res = await sp.acquire(REPLAY_MEMBER, MAX_PREFETCH, this.clock(), { lockTimeoutMs: 60_000, logEndOffset: p.highWatermark });
     const others: number[] = [];
     let found = false;
     for (const a of res.acquired) {
@@ -681,7 +696,7 @@ export class QueueService {
   /** Batches from `from` on, decoded (for dead-letter inspection, not the hot path). */
   private *scan(p: Partition, from: number): Generator<{ batch: Buffer; records: DecodedRecord[] }> {
     let next = Math.max(from, p.logStartOffset);
-    while (next < p.logEndOffset) {
+    while (next < p.highWatermark) {
       const chunk = p.read(next, READ_CHUNK_BYTES);
       if (chunk.length === 0) return;
       for (const b of splitBatches(chunk, true)) {
@@ -693,7 +708,7 @@ export class QueueService {
   }
 
   private recordAt(p: Partition, offset: number): DecodedRecord | undefined {
-    if (offset < p.logStartOffset || offset >= p.logEndOffset) return undefined;
+    if (offset < p.logStartOffset || offset >= p.highWatermark) return undefined;
     const chunk = p.read(offset, 1);
     for (const b of splitBatches(chunk, true)) for (const r of decodeBatch(b).records) if (r.offset === offset) return r;
     return undefined;
@@ -712,6 +727,17 @@ export class QueueService {
 }
 
 type SharePartitionState = ReturnType<SharedGroupCoordinator['partition']>;
+
+/**
+ * Appends and, in a cluster, waits until the in-sync replicas have it (acks=all, refused
+ * below min.insync.replicas): a publish, a dead letter or a replay is acknowledged only
+ * once a failover cannot lose it. A single node's partition is committed on append.
+ */
+async function appendCommitted(p: Partition, bytes: Buffer, maxBytes: number): Promise<{ baseOffset: number; lastOffset: number }> {
+  const r = await p.append(bytes, maxBytes, true);
+  await p.waitForCommit(r.lastOffset, COMMIT_TIMEOUT_MS);
+  return r;
+}
 
 interface KeyedRecords {
   records: DecodedRecord[];

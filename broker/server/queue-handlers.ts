@@ -9,6 +9,7 @@ import type { ExchangeRegistry } from '../routing/exchange-registry.js';
 import type { BindingSpec, Destination, ExchangeType } from '../routing/exchange-types.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_PREFETCH } from '../queues/queue-service.js';
 import type { Acquired, AckInput, DeadLetterFilterInput, QueueService, QueueView } from '../queues/queue-service.js';
+import type { QueueHost } from '../queues/queue-host.js';
 import type { ClientConnection, HandlerResult } from './client-connection.js';
 
 const MAX_SHARE_WAIT_MS = 30_000;
@@ -99,10 +100,21 @@ export class QueueHandlers {
 
   constructor(
     private readonly options: CompiledBrokerOptions,
-    private readonly queues: QueueService,
-    private readonly exchanges: ExchangeRegistry,
+    /** The queue host; throws a retriable NotLeader where another broker hosts the queues. */
+    private readonly host: () => QueueHost,
+    /** The queue host if this broker is it (cleanup on disconnect). */
+    private readonly hosted: () => QueueHost | undefined,
     private readonly logger: Logger,
   ) {}
+
+  // Looked up per use: hosting moves with the leadership of __share_state (cluster).
+  private get queues(): QueueService {
+    return this.host().queues;
+  }
+
+  private get exchanges(): ExchangeRegistry {
+    return this.host().exchanges;
+  }
 
   /** Handles the api, or returns undefined when it is not one of these. */
   dispatch(apiKey: number, header: Buffer, payload: Buffer, conn: ClientConnection, correlationId: number): Promise<HandlerResult | null> | HandlerResult | null | undefined {
@@ -189,7 +201,7 @@ export class QueueHandlers {
       this.membersOf.set(conn, members);
       conn.onClose(() => {
         for (const m of members) {
-          this.queues.leave(m);
+          this.hosted()?.queues.leave(m);
           const conns = this.connectionsOf.get(m);
           conns?.delete(conn);
           if (conns?.size === 0) this.connectionsOf.delete(m);
