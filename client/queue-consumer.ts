@@ -535,6 +535,8 @@ export class QueueConsumer {
       this.fail(err);
       return false;
     }
+    // The queue host may have moved (cluster): look it up again.
+    this.cluster.coordinatorMoved();
     const delay = backoffDelay(attempt, this.retry);
     this.log.debug({ queue: this.options.queue, attempt, delay, err: err.message }, 'Receiving failed; retrying');
     await sleep(delay);
