@@ -11,8 +11,8 @@ afterEach(async () => {
   cleanupDirs(dirs);
 });
 
-function open(): Partition {
-  const p = Partition.open('t', 0, tempDir(dirs), config(), { logger: silentLogger() });
+function open(segmentBytes?: number): Partition {
+  const p = Partition.open('t', 0, tempDir(dirs), segmentBytes === undefined ? config() : config({ segmentBytes }), { logger: silentLogger() });
   opened.push(p);
   return p;
 }
@@ -48,6 +48,32 @@ async function settled(p: Promise<unknown>): Promise<unknown> {
 }
 
 describe('Partition replication', () => {
+  it('a follower drops whole segments below the leader\'s log start, never past its high watermark', async () => {
+    const leader = open(1024);
+    const follower = open(1024);
+    leader.becomeLeader(1, 1, [1, 2], [1, 2], Date.now());
+    follower.becomeFollower(1, 1);
+    for (let i = 0; i < 20; i++) {
+      await leader.append(makeBatch(5), 1 << 20, true);
+      await replicate(leader, follower, 2, 1);
+    }
+    await replicate(leader, follower, 2, 1);
+    expect(follower.logEndOffset).toBe(100);
+    // The leader's acknowledged segments go (a queue's reclaim).
+    expect(leader.log.deleteSegmentsBelow(60)).toBeGreaterThan(0);
+    const start = leader.logStartOffset;
+    expect(start).toBeGreaterThan(0);
+    expect(follower.logStartOffset).toBe(0);
+    follower.followLogStart(start);
+    expect(follower.logStartOffset).toBe(start);
+    expect(wholeLog(follower).equals(wholeLog(leader))).toBe(true);
+    // A leader claiming more than the follower has committed moves nothing past that.
+    const fresh = open(1024);
+    fresh.becomeFollower(1, 1);
+    fresh.followLogStart(start);
+    expect(fresh.logStartOffset).toBe(0);
+  });
+
   it('serves consumers below the high watermark, which follows the in-sync followers; acks=all waits for it', async () => {
     const leader = open();
     const f2 = open();

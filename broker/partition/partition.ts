@@ -296,6 +296,20 @@ export class Partition {
     );
   }
 
+  /**
+   * A follower drops whole segments below the leader's log start (Kafka's follower log
+   * start): what the leader deleted (a queue's acknowledged segments, retention) is
+   * never fetched again, so the copy would only grow.
+   */
+  followLogStart(leaderLogStart: number): void {
+    if (this.currentRole.kind !== 'follower' || !(leaderLogStart > this.log.logStartOffset)) return;
+    try {
+      this.log.deleteSegmentsBelow(Math.min(leaderLogStart, this.hw));
+    } catch (err) {
+      this.logger.error({ err }, 'Dropping segments below the leader\'s log start failed');
+    }
+  }
+
   private setFollowerHighWatermark(leaderHighWatermark: number): void {
     const hw = Math.min(leaderHighWatermark, this.log.logEndOffset);
     if (hw > this.hw) this.hw = hw;

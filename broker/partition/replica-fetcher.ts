@@ -194,6 +194,7 @@ export class ReplicaFetcher {
         continue;
       }
       await f.partition.appendReplicated(data, Number(r.highWatermark));
+      f.partition.followLogStart(Number(r.logStartOffset));
     }
   }
 
