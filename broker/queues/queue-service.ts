@@ -449,10 +449,26 @@ export class QueueService {
     return { routed, dropped: false, duplicates: routed.reduce((s, r) => s + r.duplicates, 0) };
   }
 
+  /**
+   * Round robin over the partitions this broker may append to: all of them on a single
+   * node and for a queue (the controller keeps a queue's partitions led by the queue
+   * host); for a topic an exchange routes to, in a cluster, those the host leads.
+   */
   private publishPartition(t: Topic, name: string): Partition {
     const n = (this.rotation.get(`publish/${name}`) ?? 0) + 1;
     this.rotation.set(`publish/${name}`, n);
-    return t.partitions[n % t.partitions.length]!;
+    const first = t.partitions[n % t.partitions.length]!;
+    if (t.record.queue !== undefined || canAppend(first)) return first;
+    const led = t.partitions.filter(canAppend);
+    if (led.length === 0) {
+      throw new KmqError(
+        ErrorCode.InvalidRequest,
+        `Exchanges cannot route to topic "${name}" right now: the queue host leads none of its partitions (in a cluster an exchange appends to a topic's partitions led by the queue host; give the topic more partitions, or bind a queue)`,
+        { topic: name },
+        { retriable: false },
+      );
+    }
+    return led[n % led.length]!;
   }
 
   /** Appends the records of a keyed publish whose key `d` has not seen within the window; `whole` is the batch to append when none is dropped. */
@@ -727,6 +743,10 @@ export class QueueService {
 }
 
 type SharePartitionState = ReturnType<SharedGroupCoordinator['partition']>;
+
+function canAppend(p: Partition): boolean {
+  return p.role.kind === 'standalone' || p.role.kind === 'leader';
+}
 
 /**
  * Appends and, in a cluster, waits until the in-sync replicas have it (acks=all, refused
