@@ -50,13 +50,16 @@ describe('alignWithAnchor', () => {
     expect(alignWithAnchor(p, anchor, live(1, 2, 3))).toBe(p);
   });
 
-  it('waits while the anchor reassigns, has no live leader, or the partition has a target', () => {
+  it('waits while the anchor reassigns or has no live leader, sets no target while an anchor replica is dead, and leaves a partition with a target alone', () => {
     const p = state([4, 5, 6], 4);
     const l = live(1, 2, 3, 4, 5, 6);
     expect(alignWithAnchor(p, { ...anchor, replicas: [1, 2, 3, 4], targetReplicas: [2, 3, 4] }, l)).toBe(p);
     expect(alignWithAnchor(p, { ...anchor, targetReplicas: [2, 3, 4] }, l)).toBe(p);
     expect(alignWithAnchor(p, { ...anchor, leader: -1 }, l)).toBe(p);
     expect(alignWithAnchor(p, anchor, live(1, 3, 4, 5, 6))).toBe(p);
+    // A dead anchor follower: no reassignment that could not complete; leadership still follows.
+    expect(alignWithAnchor(p, anchor, live(1, 2, 4, 5, 6))).toBe(p);
+    expect(alignWithAnchor(state([1, 2, 3], 1, [1, 2]), anchor, live(1, 2))).toMatchObject({ leader: 2, leaderEpoch: 4 });
     const moving = { ...p, targetReplicas: [4, 5, 1] };
     expect(alignWithAnchor(moving, anchor, l)).toBe(moving);
     expect(alignWithAnchor(p, undefined, l)).toBe(p);

@@ -47,7 +47,9 @@ export function anchorReplicas(anchor: PartitionState): number[] {
  * electPartition). Acts only while the anchor has a live leader, the anchor is
  * not reassigning and the partition has no target:
  * - a replica set other than the anchor's becomes a reassignment to the
- *   anchor's replicas, the anchor's leader first (which leads once it completes);
+ *   anchor's replicas, the anchor's leader first (which leads once it
+ *   completes), once every anchor replica is live: a reassignment waiting for a
+ *   dead broker would hold a place of the throttle for nothing;
  * - otherwise the anchor's leader leads, at the next epoch, once it is in the
  *   partition's `isr` (never a leader outside `isr`; until then nothing changes).
  * Returns `state` itself when nothing is to change.
@@ -55,7 +57,7 @@ export function anchorReplicas(anchor: PartitionState): number[] {
 export function alignWithAnchor(state: PartitionState, anchor: PartitionState | undefined, live: ReadonlySet<number>): PartitionState {
   if (anchor === undefined || anchor.targetReplicas !== undefined || state.targetReplicas !== undefined) return state;
   if (anchor.leader < 0 || !live.has(anchor.leader) || !anchor.replicas.includes(anchor.leader)) return state;
-  if (!sameSet(state.replicas, anchor.replicas)) return { ...state, targetReplicas: anchorReplicas(anchor) };
+  if (!sameSet(state.replicas, anchor.replicas)) return anchor.replicas.every((b) => live.has(b)) ? { ...state, targetReplicas: anchorReplicas(anchor) } : state;
   if (state.leader === anchor.leader || !state.isr.includes(anchor.leader)) return state;
   return { ...state, leader: anchor.leader, leaderEpoch: state.leaderEpoch + 1 };
 }
