@@ -3,6 +3,7 @@ import { BROKERS_PREFIX, DECOMMISSIONED_PREFIX, TOPICS_PREFIX, decommissionedKey
 import type { BrokerRegistration, ClusterTopic, DecommissionRecord } from './cluster-metadata.js';
 import type { CoordinationStore } from './coordination-store.js';
 import { decodeBrokerRegistration, decodeClusterTopic, decodeDecommissionRecord } from './metadata-codec.js';
+import { QUEUE_ANCHOR_TOPIC, followsAnchor } from './queue-alignment.js';
 import { planAssignment, withTargets } from './reassignment.js';
 
 /** A partition whose target a rebalance or decommission set (or would set, on a dry run). */
@@ -25,6 +26,8 @@ export interface ProposeOptions {
   dryRun?: boolean;
   /** Checked before every write; false stops writing (a controller that lost its term). */
   mayWrite?: () => boolean;
+  /** Queue topics follow partition 0 of this topic and get no target of their own (default `__share_state`). */
+  queueAnchorTopic?: string;
 }
 
 const MAX_ROUNDS = 16;
@@ -57,13 +60,15 @@ export function eligibleBrokers(s: Pick<ClusterSnapshot, 'live' | 'decommissione
  * writes them, one compare-and-swap per topic; a conflict re-reads the cluster
  * and plans again (a topic already written plans to no change). Returns every
  * target set. InvalidConfig when a topic's replication factor exceeds the brokers.
+ * Queue topics get no target while the queue anchor exists: the controller
+ * moves them after the anchor (queue-alignment.ts).
  */
 export async function proposeRebalance(store: CoordinationStore, options: ProposeOptions & { exclude?: number } = {}): Promise<PartitionMove[]> {
   const written = new Map<string, PartitionMove>();
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const snap = await readSnapshot(store);
     const brokers = eligibleBrokers(snap).filter((b) => b !== options.exclude);
-    const plan = planAssignment(new Map([...snap.topics].map(([n, t]) => [n, t.value])), brokers);
+    const plan = planAssignment(new Map([...snap.topics].map(([n, t]) => [n, t.value])), brokers, options.queueAnchorTopic ?? QUEUE_ANCHOR_TOPIC);
     let conflict = false;
     for (const [name, targets] of plan) {
       const current = snap.topics.get(name)!;
@@ -90,7 +95,9 @@ export async function proposeRebalance(store: CoordinationStore, options: Propos
  * Decommissions a broker: records it (so no replica is placed on it while it
  * runs as this incarnation) and moves every replica off it (proposeRebalance
  * without it). Checks first that the remaining brokers can hold every topic:
- * InvalidConfig otherwise, and nothing is written.
+ * InvalidConfig otherwise, and nothing is written. Queue topics leave the
+ * broker once the queue anchor has (the controller aligns them), so they are
+ * neither checked nor planned here while the anchor exists.
  */
 export async function decommissionBroker(store: CoordinationStore, brokerId: number, options: ProposeOptions = {}): Promise<PartitionMove[]> {
   const snap = await readSnapshot(store);
@@ -100,6 +107,7 @@ export async function decommissionBroker(store: CoordinationStore, brokerId: num
   }
   const remaining = eligibleBrokers(snap).filter((b) => b !== brokerId);
   for (const [name, t] of snap.topics) {
+    if (followsAnchor(name, t.value, snap.topics, options.queueAnchorTopic ?? QUEUE_ANCHOR_TOPIC)) continue;
     if (t.value.topic.replicationFactor > remaining.length) {
       throw new KmqError(
         ErrorCode.InvalidConfig,

@@ -101,6 +101,23 @@ describe('createClusterTopic / deleteClusterTopic', () => {
     expect((await store.get(topicKey('orders')))?.version).toBe(created.version);
   });
 
+  it('places a queue on the anchor replicas, led by the anchor leader; other topics as before', async () => {
+    const store = new MemoryCoordinationStore();
+    const anchor = { replicas: [1, 2, 3], leader: 3, leaderEpoch: 4, isr: [3, 1] };
+    const queue = { ...record('jobs', 3, 1), queue: { maxDeliveries: 5, deadLetterQueue: '', lockTimeoutMs: 30_000, perKeyOrdering: false } };
+    const created = await createClusterTopic(store, queue, [1, 2, 3, 4, 5], { anchor });
+    expect(created.value.topic).toEqual({ ...queue, replicationFactor: 3 });
+    expect(created.value.partitions).toEqual([0, 1, 2].map(() => ({ replicas: [3, 1, 2], leader: 3, leaderEpoch: 0, isr: [3, 1, 2] })));
+    expect(JSON.parse((await store.get(topicKey('jobs')))!.value)).toEqual(created.value);
+    // Not a queue: the anchor is ignored.
+    const plain = await createClusterTopic(store, record('orders', 8, 1), [4, 5], { anchor });
+    expect(new Set(plain.value.partitions.map((p) => p.leader))).toEqual(new Set([4, 5]));
+    // A queue without an anchor is placed like any topic.
+    const early = await createClusterTopic(store, { ...queue, name: 'early', replicationFactor: 2 }, [4, 5]);
+    expect(early.value.partitions.every((p) => p.replicas.length === 2 && p.replicas.every((b) => b === 4 || b === 5))).toBe(true);
+    await expect(createClusterTopic(store, { ...queue, name: 'none', partitions: 0 }, [1], { anchor })).rejects.toMatchObject({ code: ErrorCode.InvalidPartitions });
+  });
+
   it('writes nothing when the replication factor exceeds the live brokers', async () => {
     const store = new MemoryCoordinationStore();
     await expect(createClusterTopic(store, record('big', 1, 4), [1, 2, 3])).rejects.toThrow('replication factor 4 exceeds the 3 live brokers');

@@ -4,6 +4,7 @@ import type { ClusterTopic, PartitionState } from './cluster-metadata.js';
 import type { CoordinationStore } from './coordination-store.js';
 import type { TopicRecord } from './metadata-store.js';
 import type { VersionedTopic } from './cluster-view.js';
+import { anchorReplicas } from './queue-alignment.js';
 
 /**
  * Spreads `partitions` partitions of `replicationFactor` replicas over
@@ -40,21 +41,48 @@ export function assignReplicas(
   return assignment;
 }
 
+/** Options of createClusterTopic. */
+export interface CreateClusterTopicOptions {
+  /**
+   * The queue anchor's state (queue-alignment.ts): a queue topic is placed as
+   * the anchor is, every partition on the anchor's replicas led by the anchor's
+   * leader. Ignored for other topics; a queue topic without it is placed like
+   * any topic (the controller aligns it later).
+   */
+  anchor?: PartitionState;
+  /** Where assignReplicas starts (default Math.random). */
+  random?: () => number;
+}
+
 /**
  * Creates a topic in the cluster: replicas assigned over the live brokers
- * (assignReplicas), each partition led by its first replica at leader epoch 0
- * with every replica in sync, written to `topics/<name>` only if absent
+ * (assignReplicas), or for a queue topic given `anchor` the anchor's replicas
+ * (its leader first, the record's replication factor their count); each
+ * partition led by its first replica at leader epoch 0 with every replica in
+ * sync (the topic is empty), written to `topics/<name>` only if absent
  * (TopicExists otherwise). Returns the state written and its version.
  */
 export async function createClusterTopic(
   store: CoordinationStore,
   record: TopicRecord,
   liveBrokerIds: Iterable<number>,
-  random: () => number = Math.random,
+  options: CreateClusterTopicOptions = {},
 ): Promise<VersionedTopic> {
-  const assignment = assignReplicas(record.partitions, record.replicationFactor, [...liveBrokerIds], random);
+  let topic = record;
+  let assignment: number[][];
+  if (record.queue !== undefined && options.anchor !== undefined) {
+    const replicas = anchorReplicas(options.anchor);
+    if (replicas.length === 0) throw new KmqError(ErrorCode.InvalidConfig, `The queue anchor has no replicas to place queue "${record.name}" on`, { topic: record.name });
+    if (!(Number.isSafeInteger(record.partitions) && record.partitions > 0)) {
+      throw new KmqError(ErrorCode.InvalidPartitions, `A topic needs a positive whole number of partitions, got ${record.partitions}`);
+    }
+    topic = { ...record, replicationFactor: replicas.length };
+    assignment = Array.from({ length: record.partitions }, () => [...replicas]);
+  } else {
+    assignment = assignReplicas(record.partitions, record.replicationFactor, [...liveBrokerIds], options.random);
+  }
   const partitions: PartitionState[] = assignment.map((replicas) => ({ replicas, leader: replicas[0]!, leaderEpoch: 0, isr: [...replicas] }));
-  const value: ClusterTopic = { topic: record, partitions };
+  const value: ClusterTopic = { topic, partitions };
   const res = await store.put(topicKey(record.name), encodeJson(value), { ifVersion: 'absent' });
   if (!res.ok) throw new KmqError(ErrorCode.TopicExists, `Topic "${record.name}" already exists`, { topic: record.name });
   return { value, version: res.version };

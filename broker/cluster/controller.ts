@@ -7,11 +7,12 @@ import type { Logger } from '../../lib/logger.js';
 import { DEFAULT_RETRY_BACKOFF } from './broker-registry.js';
 import type { BrokerRegistry } from './broker-registry.js';
 import { CONTROLLER_EPOCH_KEY, CONTROLLER_KEY, encodeJson, topicKey } from './cluster-metadata.js';
-import type { ClusterTopic, ControllerRecord } from './cluster-metadata.js';
+import type { ClusterTopic, ControllerRecord, PartitionState } from './cluster-metadata.js';
 import type { ClusterView, VersionedTopic } from './cluster-view.js';
 import type { CoordinationLease, CoordinationStore } from './coordination-store.js';
 import { decodeClusterTopic, decodeControllerEpoch, decodeControllerRecord } from './metadata-codec.js';
 import { eligibleBrokers, proposeRebalance, readSnapshot } from './cluster-rebalance.js';
+import { QUEUE_ANCHOR_TOPIC, queueAnchor } from './queue-alignment.js';
 import { decideTopic, isReassigning } from './reassignment.js';
 
 /**
@@ -35,6 +36,8 @@ export interface ControllerOptions {
   maxConcurrentReassignments?: number;
   /** A broker that joins holding no replica gets some: the controller proposes a rebalance (default true). */
   autoRebalanceOnJoin?: boolean;
+  /** The topic whose partition 0 every queue topic follows (queue-alignment.ts; default `__share_state`). */
+  queueAnchorTopic?: string;
   logger?: Logger;
 }
 
@@ -63,7 +66,9 @@ interface Term {
  * every partition of every topic gets `electPartition`'s decision, written as
  * one compare-and-swap per topic on the version read (on conflict: re-read,
  * decide again). Before every write it checks that its term holds (the lease
- * has not ended): once the lease is lost it writes nothing more.
+ * has not ended): once the lease is lost it writes nothing more. The queue
+ * anchor's topic goes first, so that queue topics follow the anchor as this
+ * pass left it.
  */
 export class Controller extends EventEmitter<ControllerEvents> {
   private readonly store: CoordinationStore;
@@ -74,6 +79,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private readonly maxWriteAttempts: number;
   private readonly maxReassigning: number;
   private readonly autoRebalanceOnJoin: boolean;
+  private readonly queueAnchorTopic: string;
   private readonly log: Logger;
   /** Our own writes per topic: the view may not show them yet when the next reconcile starts. */
   private readonly written = new Map<string, VersionedTopic>();
@@ -115,6 +121,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
       throw new KmqError(ErrorCode.InvalidConfig, `maxConcurrentReassignments must be a positive integer, got ${this.maxReassigning}`);
     }
     this.autoRebalanceOnJoin = options.autoRebalanceOnJoin ?? true;
+    this.queueAnchorTopic = options.queueAnchorTopic ?? QUEUE_ANCHOR_TOPIC;
     this.log = (options.logger ?? silentLogger()).child({ component: 'controller', broker: options.brokerId });
   }
 
@@ -277,10 +284,17 @@ export class Controller extends EventEmitter<ControllerEvents> {
     // The throttle: partitions reassigning over the whole cluster, counted per topic.
     const reassigning = new Map([...topics].map(([name, t]) => [name, t.value.partitions.filter(isReassigning).length]));
     let failed = false;
-    for (const [name, topic] of topics) {
+    // The anchor first: queue topics follow it as decided in this pass.
+    const order = [...topics.keys()].sort((a, b) => Number(b === this.queueAnchorTopic) - Number(a === this.queueAnchorTopic));
+    const states = new Map([...topics].map(([name, t]) => [name, t.value]));
+    for (const name of order) {
       if (!this.holds(term)) return;
       try {
-        if (!(await this.reconcileTopic(term, name, topic, live, reassigning))) failed = true;
+        const anchor = name === this.queueAnchorTopic ? undefined : queueAnchor(states, this.queueAnchorTopic);
+        const res = await this.reconcileTopic(term, name, topics.get(name)!, live, reassigning, anchor);
+        if (res.state === undefined) states.delete(name);
+        else states.set(name, res.state);
+        if (!res.done) failed = true;
       } catch (err) {
         failed = true;
         this.log.warn({ err, topic: name }, 'Reconciling a topic failed, retrying');
@@ -294,34 +308,44 @@ export class Controller extends EventEmitter<ControllerEvents> {
     }
   }
 
-  /** Writes the topic's decisions; false when it gave up for now (too many conflicts). */
-  private async reconcileTopic(term: Term, name: string, read: VersionedTopic, live: ReadonlySet<number>, reassigning: Map<string, number>): Promise<boolean> {
+  /**
+   * Writes the topic's decisions (a queue topic aligned with `anchor`). `done`
+   * is false when it gave up for now (too many conflicts); `state` is the
+   * topic as last read or written (undefined: deleted).
+   */
+  private async reconcileTopic(
+    term: Term,
+    name: string,
+    read: VersionedTopic,
+    live: ReadonlySet<number>,
+    reassigning: Map<string, number>,
+    anchor: PartitionState | undefined,
+  ): Promise<{ done: boolean; state: ClusterTopic | undefined }> {
     const key = topicKey(name);
     let current: VersionedTopic = read;
     for (let attempt = 0; attempt < this.maxWriteAttempts; attempt++) {
       let elsewhere = 0;
       for (const [n, count] of reassigning) if (n !== name) elsewhere += count;
-      const { next, reassigning: after } = decideTopic(current.value, live, this.maxReassigning - elsewhere);
-      if (next === undefined) return true;
-      if (!this.holds(term)) return true;
+      const { next, reassigning: after } = decideTopic(current.value, live, this.maxReassigning - elsewhere, anchor);
+      if (next === undefined || !this.holds(term)) return { done: true, state: current.value };
       const res = await this.store.put(key, encodeJson(next), { ifVersion: current.version });
       if (res.ok) {
         reassigning.set(name, after);
         this.written.set(name, { value: next, version: res.version });
         this.logDecisions(name, current.value, next, term.epoch);
-        return true;
+        return { done: true, state: next };
       }
-      if (!this.holds(term)) return true;
+      if (!this.holds(term)) return { done: true, state: current.value };
       const stored = await this.store.get(key);
-      if (stored === undefined) return true;
+      if (stored === undefined) return { done: true, state: undefined };
       try {
         current = { value: decodeClusterTopic(key, stored.value), version: stored.version };
       } catch (err) {
         this.log.error({ err, topic: name }, 'Cannot reconcile a topic whose state does not decode');
-        return true;
+        return { done: true, state: undefined };
       }
     }
-    return false;
+    return { done: false, state: current.value };
   }
 
   /**
@@ -347,7 +371,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
         this.joined.clear();
         return true;
       }
-      const moves = await proposeRebalance(this.store, { mayWrite: () => this.holds(term) });
+      const moves = await proposeRebalance(this.store, { mayWrite: () => this.holds(term), queueAnchorTopic: this.queueAnchorTopic });
       this.joined.clear();
       this.log.info({ joined, moves: moves.length, controllerEpoch: term.epoch }, 'Brokers joined without replicas; proposed a rebalance');
       return true;
@@ -366,6 +390,11 @@ export class Controller extends EventEmitter<ControllerEvents> {
         this.log.info({ ...fields, replicas: p.replicas, previousReplicas: b.replicas }, 'Partition reassignment completed');
       } else if (p.targetReplicas !== undefined && p.replicas.length !== b.replicas.length) {
         this.log.info({ ...fields, replicas: p.replicas, targetReplicas: p.targetReplicas }, 'Partition reassignment started');
+      } else if (p.targetReplicas !== undefined && b.targetReplicas === undefined) {
+        // Only queue alignment sets targets here.
+        this.log.info({ ...fields, replicas: p.replicas, targetReplicas: p.targetReplicas }, 'Queue partition reassigned to follow the queue anchor');
+      } else if (p.replicas.join() !== b.replicas.join()) {
+        this.log.info({ ...fields, replicas: p.replicas, previousReplicas: b.replicas }, 'Queue partition moved to the queue anchor\'s replicas');
       } else if (p.leader !== b.leader) {
         if (p.leader === -1) this.log.warn(fields, 'Partition has no live in-sync replica; it stays without a leader until one returns');
         else this.log.info(fields, 'Partition leader elected');

@@ -11,6 +11,13 @@ function topic(name: string, partitions: PartitionState[], replicationFactor = p
   return { topic: { name, id: `id-${name}`, partitions: partitions.length, replicationFactor, config: {}, internal: false, createdAt: 0 }, partitions };
 }
 
+const queueSettings = { maxDeliveries: 0, deadLetterQueue: '', lockTimeoutMs: 30_000, perKeyOrdering: false };
+
+function queue(name: string, partitions: PartitionState[], replicationFactor = partitions[0]?.replicas.length ?? 1): ClusterTopic {
+  const t = topic(name, partitions, replicationFactor);
+  return { ...t, topic: { ...t.topic, queue: queueSettings } };
+}
+
 function settled(replicas: number[], leaderEpoch = 0): PartitionState {
   return { replicas, leader: replicas[0]!, leaderEpoch, isr: [...replicas] };
 }
@@ -122,7 +129,150 @@ describe('decideTopic', () => {
   });
 });
 
+describe('decideTopic for a queue topic', () => {
+  const anchor: PartitionState = { replicas: [1, 2, 3], leader: 2, leaderEpoch: 5, isr: [1, 2, 3] };
+
+  it('moves leadership to the anchor leader once it is in sync, never outside the in-sync set', () => {
+    const q = queue('jobs', [settled([1, 2, 3], 4), { ...settled([1, 2, 3], 4), isr: [1, 3] }, settled([2, 3, 1], 4)]);
+    const d = decideTopic(q, live(1, 2, 3), 8, anchor);
+    expect(d.next!.partitions).toEqual([
+      { replicas: [1, 2, 3], leader: 2, leaderEpoch: 5, isr: [1, 2, 3] },
+      q.partitions[1],
+      q.partitions[2],
+    ]);
+    expect(d.next!.partitions[1]).toBe(q.partitions[1]);
+    expect(d.reassigning).toBe(0);
+    // Aligned: nothing more to decide.
+    expect(decideTopic(d.next!, live(1, 2, 3), 8, anchor).next).toBeUndefined();
+  });
+
+  it('fails over to the anchor leader when the partition leader dies', () => {
+    const q = queue('jobs', [settled([1, 3, 2], 4)]);
+    const after = decideTopic(q, live(2, 3), 8, anchor).next!.partitions[0]!;
+    expect(after.leader).toBe(2);
+    expect(after.isr).toEqual([3, 2]);
+    expect(after.leaderEpoch).toBeGreaterThan(4);
+  });
+
+  it('reassigns a partition on other brokers to the anchor replicas within the throttle, and completes it once in sync', () => {
+    const q = queue('jobs', [settled([3, 4, 5]), settled([3, 4, 5])]);
+    const d = decideTopic(q, live(1, 2, 3, 4, 5), 1, anchor);
+    expect(d.next!.partitions[0]).toEqual({ replicas: [3, 4, 5, 2, 1], leader: 3, leaderEpoch: 0, isr: [3, 4, 5], targetReplicas: [2, 1, 3] });
+    // The throttle holds the second back: it waits with its target set.
+    expect(d.next!.partitions[1]).toEqual({ ...settled([3, 4, 5]), targetReplicas: [2, 1, 3] });
+    expect(d.reassigning).toBe(1);
+    const synced = { ...d.next!, partitions: [{ ...d.next!.partitions[0]!, isr: [3, 4, 5, 2, 1] }, d.next!.partitions[1]!] };
+    const done = decideTopic(synced, live(1, 2, 3, 4, 5), 1, anchor).next!;
+    expect(done.partitions[0]).toEqual({ replicas: [2, 1, 3], leader: 2, leaderEpoch: 1, isr: [3, 2, 1] });
+    expect(isReassigning(done.partitions[1]!)).toBe(true);
+  });
+
+  it('drops extra replicas at once: a target inside the replicas completes in the same decision', () => {
+    const q = queue('jobs', [settled([1, 2, 3, 4], 2)]);
+    expect(decideTopic(q, live(1, 2, 3, 4), 0, anchor).next!.partitions[0]).toEqual({ replicas: [2, 1, 3], leader: 2, leaderEpoch: 3, isr: [1, 2, 3] });
+  });
+
+  it('leaves queue partitions alone while the anchor reassigns or has no live leader, and other topics always', () => {
+    const q = queue('jobs', [settled([3, 4, 5])]);
+    expect(decideTopic(q, live(1, 2, 3, 4, 5), 8, { ...anchor, replicas: [1, 2, 3, 4], targetReplicas: [2, 3, 4] }).next).toBeUndefined();
+    expect(decideTopic(q, live(1, 3, 4, 5), 8, anchor).next).toBeUndefined();
+    expect(decideTopic(q, live(1, 2, 3, 4, 5), 8).next).toBeUndefined();
+    expect(decideTopic(topic('orders', [settled([3, 4, 5])]), live(1, 2, 3, 4, 5), 8, anchor).next).toBeUndefined();
+  });
+
+  // Whatever the starting replicas and however followers catch up or brokers die for a while,
+  // every queue partition ends on the anchor's replicas, led by the anchor's leader.
+  it('converges on the anchor, keeping the replication invariants (property)', () => {
+    const brokers = [1, 2, 3, 4, 5];
+    const arb = fc.record({
+      initial: fc.array(fc.shuffledSubarray(brokers, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 3 }),
+      anchorReplicas: fc.shuffledSubarray(brokers, { minLength: 1, maxLength: 3 }),
+      anchorLeader: fc.nat(),
+      steps: fc.array(fc.record({ join: fc.constantFrom(...brokers), kill: fc.option(fc.constantFrom(...brokers), { nil: undefined }) }), { maxLength: 30 }),
+      max: fc.integer({ min: 1, max: 3 }),
+    });
+    fc.assert(
+      fc.property(arb, ({ initial, anchorReplicas, anchorLeader, steps, max }) => {
+        const a: PartitionState = { ...settled(anchorReplicas), leader: anchorReplicas[anchorLeader % anchorReplicas.length]! };
+        let t = queue('jobs', initial.map((r) => settled(r)));
+        const up = new Set(brokers);
+        const check = (before: ClusterTopic, after: ClusterTopic): void => {
+          after.partitions.forEach((p, i) => {
+            const b = before.partitions[i]!;
+            if (p.leader !== -1) expect(p.isr).toContain(p.leader);
+            if (p.leader !== b.leader && p.leader !== -1) expect(b.isr).toContain(p.leader);
+            if (p.leader !== b.leader) expect(p.leaderEpoch).toBeGreaterThan(b.leaderEpoch);
+            for (const x of p.isr) expect(p.replicas).toContain(x);
+          });
+        };
+        const follow = (s: ClusterTopic, join: number): ClusterTopic => ({
+          ...s,
+          partitions: s.partitions.map((p) => (p.leader !== -1 && up.has(join) && p.replicas.includes(join) && !p.isr.includes(join) ? { ...p, isr: [...p.isr, join] } : p)),
+        });
+        const step = (): void => {
+          const d = decideTopic(t, up, max, up.has(a.leader) ? a : { ...a, leader: -1 });
+          if (d.next !== undefined) {
+            check(t, d.next);
+            t = d.next;
+          }
+        };
+        for (const s of steps) {
+          if (s.kill !== undefined && up.size > 3) up.delete(s.kill);
+          step();
+          t = follow(t, s.join);
+        }
+        for (const b of brokers) up.add(b);
+        for (let round = 0; round < 30; round++) {
+          step();
+          for (const b of brokers) t = follow(t, b);
+        }
+        for (const p of t.partitions) {
+          expect(p.targetReplicas).toBeUndefined();
+          expect([...p.replicas].sort()).toEqual([...anchorReplicas].sort());
+          expect(p.leader).toBe(a.leader);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('planAssignment', () => {
+  it('leaves queue topics to the anchor: no targets, and their replicas count for no load', () => {
+    const anchorTopic = topic('__share_state', [settled([1, 2, 3])]);
+    const orders = topic('orders', [settled([1, 2]), settled([1, 3]), settled([2, 3])]);
+    const jobs = queue('jobs', [settled([1, 2, 3]), settled([1, 2, 3]), settled([1, 2, 3]), settled([1, 2, 3])]);
+    const withQueue = planAssignment(
+      new Map([
+        ['__share_state', anchorTopic],
+        ['orders', orders],
+        ['jobs', jobs],
+      ]),
+      [1, 2, 3, 4],
+    );
+    const without = planAssignment(
+      new Map([
+        ['__share_state', anchorTopic],
+        ['orders', orders],
+      ]),
+      [1, 2, 3, 4],
+    );
+    expect(withQueue.get('jobs')).toEqual([undefined, undefined, undefined, undefined]);
+    expect(withQueue.get('orders')).toEqual(without.get('orders'));
+    expect(withQueue.get('__share_state')).toEqual(without.get('__share_state'));
+    // The anchor itself is planned like any topic: broker 4 gets a replica somewhere.
+    expect([...withQueue.values()].flat().some((t) => t?.includes(4))).toBe(true);
+    // A queue topic whose replication factor the brokers cannot hold does not stop the plan either.
+    expect(() => planAssignment(new Map([['__share_state', anchorTopic], ['jobs', queue('jobs', [settled([1, 2, 3, 4])])]]), [1, 2, 3])).not.toThrow();
+  });
+
+  it('plans queue topics like any other when there is no anchor topic, so nothing waits for it', () => {
+    const jobs = queue('jobs', [settled([1, 2, 3]), settled([1, 2, 3]), settled([1, 2, 3]), settled([1, 2, 3])]);
+    expect(planAssignment(new Map([['jobs', jobs]]), [1, 2, 3, 4]).get('jobs')!.some((t) => t?.includes(4))).toBe(true);
+    // The anchor's name is a parameter.
+    const anchorTopic = topic('anchor', [settled([1, 2, 3])]);
+    expect(planAssignment(new Map([['anchor', anchorTopic], ['jobs', jobs]]), [1, 2, 3, 4], 'anchor').get('jobs')).toEqual([undefined, undefined, undefined, undefined]);
+  });
   const loads = (targets: number[][]): Map<number, number> => {
     const m = new Map<number, number>();
     for (const r of targets) for (const b of r) m.set(b, (m.get(b) ?? 0) + 1);

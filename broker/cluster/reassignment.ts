@@ -1,6 +1,7 @@
 import { ErrorCode, KmqError } from '../../lib/errors.js';
 import type { ClusterTopic, PartitionState } from './cluster-metadata.js';
 import { electPartition } from './leader-election.js';
+import { QUEUE_ANCHOR_TOPIC, alignWithAnchor, followsAnchor, isQueueTopic } from './queue-alignment.js';
 
 /**
  * Partition reassignment (scale out and in), as pure decisions.
@@ -21,7 +22,8 @@ import { electPartition } from './leader-election.js';
  * planAssignment computes balanced targets: each topic's replicas spread evenly
  * over the brokers given (per-broker counts differ by at most one), leadership
  * spread the same way as far as the replica sets allow, with the fewest moves
- * from where the partitions are (or are already going).
+ * from where the partitions are (or are already going). Queue topics follow
+ * the queue anchor (queue-alignment.ts) and are not planned while it exists.
  */
 
 /** A reassignment that started: every target broker is a replica already. */
@@ -67,17 +69,21 @@ export interface TopicDecision {
 }
 
 /**
- * The controller's whole decision for a topic: leaders (electPartition), then
+ * The controller's whole decision for a topic: leaders (electPartition), for a
+ * queue topic given the queue `anchor` its alignment (alignWithAnchor), then
  * reassignment steps, starting pending reassignments (in partition order) only
  * while fewer than `maxReassigning` of the topic's partitions are reassigning.
  */
-export function decideTopic(topic: ClusterTopic, live: ReadonlySet<number>, maxReassigning: number): TopicDecision {
+export function decideTopic(topic: ClusterTopic, live: ReadonlySet<number>, maxReassigning: number, anchor?: PartitionState): TopicDecision {
   let changed = false;
   let reassigning = topic.partitions.filter(isReassigning).length;
+  const queue = anchor !== undefined && isQueueTopic(topic);
   const partitions = topic.partitions.map((p) => {
     const elected = electPartition(p, live);
     const wasRunning = isReassigning(elected);
-    const next = reassignPartition(elected, live, reassigning < maxReassigning);
+    // Aligned before the reassignment step, so that a target it sets may start (or, removing brokers only, complete) in this decision.
+    const aligned = queue ? alignWithAnchor(elected, anchor, live) : elected;
+    const next = reassignPartition(aligned, live, reassigning < maxReassigning);
     if (!wasRunning && isReassigning(next)) reassigning++;
     if (wasRunning && !isReassigning(next)) reassigning--;
     if (next !== p) changed = true;
@@ -91,7 +97,8 @@ export type TopicTargets = Array<number[] | undefined>;
 
 /**
  * Balanced targets for every topic over `brokers` (the brokers that may hold
- * replicas). A partition's starting point is its target when it has one, else
+ * replicas), but for queue topics following the anchor `anchorTopic`
+ * (followsAnchor): those get no target and their replicas count for no load. A partition's starting point is its target when it has one, else
  * its replicas with its current leader first. Replicas on brokers outside
  * `brokers` move; then, per topic, a replica moves from the most to the least
  * loaded broker until their counts differ by at most one (ties go by the load
@@ -100,9 +107,10 @@ export type TopicTargets = Array<number[] | undefined>;
  * replication factor exceeds the brokers given fail (InvalidConfig).
  * Deterministic; planning the result again changes nothing.
  */
-export function planAssignment(topics: ReadonlyMap<string, ClusterTopic>, brokers: readonly number[]): Map<string, TopicTargets> {
+export function planAssignment(topics: ReadonlyMap<string, ClusterTopic>, brokers: readonly number[], anchorTopic: string = QUEUE_ANCHOR_TOPIC): Map<string, TopicTargets> {
   const eligible = [...new Set(brokers)].sort((a, b) => a - b);
-  const names = [...topics.keys()].sort();
+  const all = [...topics.keys()].sort();
+  const names = all.filter((name) => !followsAnchor(name, topics.get(name)!, topics, anchorTopic));
   for (const name of names) {
     const rf = replicationFactorOf(topics.get(name)!);
     if (rf > eligible.length) {
@@ -126,6 +134,7 @@ export function planAssignment(topics: ReadonlyMap<string, ClusterTopic>, broker
     }
   }
   const out = new Map<string, TopicTargets>();
+  for (const name of all) if (!names.includes(name)) out.set(name, topics.get(name)!.partitions.map(() => undefined));
   for (const name of names) {
     const topic = topics.get(name)!;
     const start = starts.get(name)!;
