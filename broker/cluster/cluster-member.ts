@@ -155,8 +155,7 @@ export class ClusterMember {
       throw new KmqError(ErrorCode.NotLeader, `No broker hosts the queues right now (${SHARE_STATE_TOPIC} has no leader)`, { topic: SHARE_STATE_TOPIC });
     }
     const record: TopicRecord = { name, id: randomUUID(), partitions, replicationFactor: anchor.replicas.length, config: overrides, internal: false, createdAt: Date.now(), queue: settings };
-    // @ts-expect-error TEMP until the anchor parameter lands
-    await createClusterTopic(this.store, record, [...this.view.live().keys()], Math.random, anchor);
+    await createClusterTopic(this.store, record, [...this.view.live().keys()], { anchor });
     await this.untilView(`queue "${name}" to appear`, () => this.topics.has(name) && this.topics.get(name).record.id === record.id);
   }
 
