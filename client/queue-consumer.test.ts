@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, KmqError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
 import { ApiKey } from '../protocol/apis.js';
+import * as pb from '../protocol/gen/kmq/broker/v1/broker.js';
 import { errorCodeToWire } from '../protocol/error-codes.js';
 import { FrameReader, REQUEST_PREFIX_BYTES, encodeResponse, parseRequestBody } from '../protocol/frame.js';
 import type { RequestFrame } from '../protocol/frame.js';
@@ -38,6 +39,14 @@ async function startShareBroker(handlers: { onAck?: (ranges: AckRange[]) => Shar
     socket.on('error', () => {});
     const onRequest = (frame: RequestFrame): void => {
       switch (frame.apiKey) {
+        case ApiKey.Metadata: {
+          // The client looks up the queue host (the leader of __share_state partition 0): this broker.
+          const req = pb.MetadataRequest.decode(frame.header);
+          const topics = req.topics.map((name) => ({ name, errorCode: 0, errorMessage: '', internal: true, partitions: [{ partition: 0, leader: 0, replicas: [0], isr: [0], logStartOffset: 0, logEndOffset: 0 }] }));
+          const port = (server.address() as net.AddressInfo).port;
+          answer(socket, frame.correlationId, pb.MetadataResponse.encode({ brokers: [{ id: 0, host: '127.0.0.1', port }], topics, controllerId: 0, clusterId: 'stand-in' }).finish());
+          break;
+        }
         case ApiKey.ShareSubscribe: {
           const req = ShareSubscribeRequest.decode(frame.header);
           events.push(`subscribe ${req.queue} prefetch=${req.prefetch}`);
