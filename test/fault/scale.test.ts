@@ -50,6 +50,17 @@ describe('cluster scaling under load', () => {
     clients.push(k);
     const admin = c.bootstrap()[0]!;
     await k.admin().createTopic(TOPIC, { partitions: 6, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    // A queue rides along: its partitions follow the queue host (the leader of __share_state) wherever the moves take it.
+    await k.admin().createQueue('jobs', { partitions: 2 });
+    const published = new Set<string>();
+    const publishJobs = async (tag: string): Promise<void> => {
+      for (let i = 0; i < 20; i++) {
+        const values = Array.from({ length: 25 }, (_, j) => `${tag}-${i}-${j}`);
+        await k.publisher().publish({ queue: 'jobs' }, values.map((v) => ({ value: v, headers: { 'x-kmq-idempotency-key': v } })));
+        for (const v of values) published.add(v);
+      }
+    };
+    await publishJobs('before');
     const work = new ProduceWorkload(k, TOPIC);
     work.start();
     await new Promise((r) => setTimeout(r, 1500));
@@ -80,6 +91,9 @@ describe('cluster scaling under load', () => {
     });
     const scaleOutMs = Date.now() - outStarted;
     for (const b of [1, 2, 3, 4, 5]) expect(out.holds.get(b) ?? 0).toBeGreaterThanOrEqual(3);
+    await publishJobs('scaled-out');
+    const anchor = (await k.admin().describeTopic('__share_state')).topic.partitions[0]!;
+    process.stdout.write(`After scale-out the queue host is broker ${anchor.leader}, __share_state on ${JSON.stringify(anchor.replicas)}\n`);
     process.stdout.write(`After scale-out (${scaleOutMs} ms): replicas ${JSON.stringify([...out.holds].sort())}, leaders ${JSON.stringify([...out.leads].sort())}\n`);
 
     // Scale in: decommission waits until the broker holds no replica; then it stops.
@@ -114,5 +128,23 @@ describe('cluster scaling under load', () => {
     );
     expect(r.acked).toBeGreaterThan(100);
     expectConsistent(r);
+
+    // Every message published to the queue is still there, on brokers 1-3, led by the queue host.
+    const host = (await k.admin().describeTopic('__share_state')).topic.partitions[0]!;
+    const jobs = await k.admin().describeTopic('jobs');
+    for (const p of jobs.topic.partitions) {
+      expect(p.leader).toBe(host.leader);
+      expect([...p.replicas].sort()).toEqual([...host.replicas].sort());
+    }
+    const seen = new Set<string>();
+    const consumer = k.queueConsumer({ queue: 'jobs', prefetch: 500 });
+    for await (const batch of consumer.batches()) {
+      await consumer.ackAll(batch);
+      for (const d of batch) seen.add(d.value!.toString());
+      if (seen.size >= published.size) break;
+    }
+    await consumer.close();
+    expect(seen.size).toBe(1000);
+    expect([...published].filter((v) => !seen.has(v))).toEqual([]);
   }, 300_000);
 });
