@@ -55,6 +55,7 @@ export class PushSubscription {
     this.app = new AppCallbackClient(`127.0.0.1:${sub.pushPort!}`, credentials.createInsecure(), {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1_000,
+      'grpc.enable_channelz': 0,
     });
   }
 
