@@ -142,4 +142,28 @@ describe('a broker cluster on the kubernetes coordination store', () => {
     expect(r.acked).toBeGreaterThan(100);
     expectConsistent(r);
   }, 120_000);
+
+  it('queues and exchanges: the bindings live in the store ConfigMap, and a message routed through an exchange on one broker is consumed through another', async () => {
+    const c = cluster!;
+    const [a, b] = c.bootstrap();
+    const first = client([a!]);
+    await first.admin().createQueue('kube-jobs', { partitions: 1 });
+    await first.admin().createExchange('kube-events', 'topic');
+    await first.admin().bind({ exchange: 'kube-events', destination: { kind: 'queue', name: 'kube-jobs' }, routingKey: 'order.*' });
+    const cm = await cp!.kubeConfig.makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace: NS, name: configMapNameFor(`/kmq/${c.name}/`) });
+    expect(JSON.stringify(cm.data)).toContain('order.*');
+    await first.publisher().publish({ exchange: 'kube-events', routingKey: 'order.created', mandatory: true }, [{ value: 'o-1' }, { value: 'o-2' }]);
+
+    const second = client([b!]);
+    expect((await second.admin().listExchanges()).find((e) => e.name === 'kube-events')?.bindings).toHaveLength(1);
+    const consumer = second.queueConsumer({ queue: 'kube-jobs' });
+    const got: string[] = [];
+    for await (const batch of consumer.batches()) {
+      await consumer.ackAll(batch);
+      got.push(...batch.map((d) => d.value!.toString()));
+      if (got.length >= 2) break;
+    }
+    await consumer.close();
+    expect(got).toEqual(['o-1', 'o-2']);
+  }, 60_000);
 });
