@@ -105,6 +105,7 @@ export class Broker {
                   catalog: {
                     create: (name, partitions, settings, overrides) => member().createQueue(name, partitions, settings, overrides),
                     delete: (name) => member().deleteTopic(name),
+                    holdsReplica: (topic, partition) => member().partitionState(topic, partition)?.replicas.includes(options.nodeId) ?? false,
                   },
                 }),
             logger,

@@ -30,6 +30,8 @@ const COMMIT_TIMEOUT_MS = 30_000;
 export interface QueueCatalog {
   create(name: string, partitions: number, settings: QueueSettings, overrides: { retentionMs?: number; retentionBytes?: number; maxMessageBytes?: number }): Promise<void>;
   delete(name: string): Promise<void>;
+  /** Whether this broker holds a replica of a topic's partition (cluster); every partition on a single node. */
+  holdsReplica?(topic: string, partition: number): boolean;
 }
 
 export interface QueueDepthView {
@@ -254,6 +256,16 @@ export class QueueService {
     const t = this.topics.get(name);
     if (t.record.internal) throw new KmqError(ErrorCode.InvalidTopic, `Internal topic "${name}" cannot be consumed`, { topic: name });
     if (!/^[a-zA-Z0-9._-]{1,200}$/.test(group)) throw new KmqError(ErrorCode.InvalidRequest, `Invalid group name "${group}"`, { group });
+    // In a cluster the queue host reads a topic's partitions from its own replicas: it must hold one of each.
+    const missing = this.catalog.holdsReplica === undefined ? [] : t.partitions.filter((p) => !this.catalog.holdsReplica!(name, p.index)).map((p) => p.index);
+    if (missing.length > 0) {
+      throw new KmqError(
+        ErrorCode.InvalidRequest,
+        `Shared group "${group}" cannot read topic "${name}": the queue host holds no replica of partition(s) ${missing.join(', ')} (give the topic a replication factor equal to the brokers, or use a queue)`,
+        { topic: name, group },
+        { retriable: false },
+      );
+    }
     const settings = t.record.queue ?? { maxDeliveries: 0, deadLetterQueue: '', lockTimeoutMs: DEFAULT_LOCK_TIMEOUT_MS, perKeyOrdering: false };
     return { topic: t, group: `${group}@${t.record.id}`, settings };
   }

@@ -190,4 +190,40 @@ describe('queues in a cluster', () => {
     await consumer.close();
     await loop;
   }, 180_000);
+
+  it('a shared group on a topic reads the queue host\'s replicas: every record of a fully replicated topic, and a clear error where the host holds no replica', async () => {
+    cluster = await TestCluster.start({ brokers: 3 });
+    const c = cluster;
+    const k = client(c);
+    await k.admin().createQueue('anchor-maker', { partitions: 1 });
+    const host = await leaderOf(k, '__share_state', 0);
+    await k.admin().createTopic('everywhere', { partitions: 2, replicationFactor: 3 });
+    const producer = k.producer({ acks: 'all' });
+    await producer.send('everywhere', Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, value: `e-${i}` })));
+    await producer.close();
+    const seen = new Map<string, number>();
+    const consumer = k.queueConsumer({ queue: 'everywhere', group: 'workers' });
+    for await (const batch of consumer.batches()) {
+      await consumer.ackAll(batch);
+      for (const d of batch) seen.set(d.value!.toString(), 1);
+      if (seen.size >= 40) break;
+    }
+    await consumer.close();
+    expect(seen.size).toBe(40);
+
+    // A topic of replication factor 1 whose only replica is another broker: said so, not an empty stream.
+    await until('a single-replica topic away from the queue host', 30_000, async () => {
+      await k.admin().deleteTopic('elsewhere', { ifExists: true });
+      await k.admin().createTopic('elsewhere', { partitions: 1, replicationFactor: 1 });
+      const p = (await k.admin().describeTopic('elsewhere')).topic.partitions[0]!;
+      return p.replicas.includes(host) ? undefined : true;
+    });
+    const lonely = k.queueConsumer({ queue: 'elsewhere', group: 'workers' });
+    const err = await (async () => {
+      for await (const _ of lonely.batches()) return undefined;
+      return undefined;
+    })().catch((e: unknown) => e);
+    await lonely.close();
+    expect(String(err)).toMatch(/queue host holds no replica of partition\(s\) 0/);
+  }, 120_000);
 });
