@@ -33,6 +33,8 @@ const ACKS: Record<CompiledProducerOptions['acks'], Acks> = { none: Acks.ACKS_NO
 
 // Errors after which the leader may have moved: look it up again before retrying.
 const ROUTE_ERRORS: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCode.ConnectionClosed, ErrorCode.BrokerNotAvailable, ErrorCode.UnknownPartition, ErrorCode.RequestTimedOut]);
+/** The smallest first buffer of a batch builder: under 4 KiB, Buffer.allocUnsafe takes it from its shared pool. */
+const MIN_BUILDER_BYTES = 1024;
 
 /**
  * The outgoing records of one partition: the open batch being filled, then sealed
@@ -49,6 +51,8 @@ const ROUTE_ERRORS: ReadonlySet<string> = new Set([ErrorCode.NotLeader, ErrorCod
 export class PartitionQueue {
   private builder: BatchBuilder | null = null;
   private builderSequence = 0;
+  /** The size of the last batch sealed: the next builder starts near it (it grows by doubling past that). */
+  private lastBatchBytes = 0;
   private runs: Run[] = [];
   /** Seals the open batch: a timer for lingerMs, or an immediate for 0 (setTimeout would wait 1 ms). */
   private lingerTimer: { kind: 'timeout'; t: NodeJS.Timeout } | { kind: 'immediate'; t: NodeJS.Immediate } | undefined;
@@ -94,7 +98,9 @@ export class PartitionQueue {
       this.builderSequence = this.nextSequence;
       this.builder = new BatchBuilder(
         this.ctx.options.idempotent ? { producerId: this.ctx.producerId, producerEpoch: this.ctx.producerEpoch, baseSequence: this.builderSequence } : {},
-        Math.min(batchSizeBytes + 1024, Math.max(16 * 1024, estimate * 2)),
+        // Sized like the last batch, not at a fixed 16 KiB: at a low rate each batch carries a
+        // record or two, and a 16 KiB buffer per record was most of the producer's garbage.
+        Math.min(batchSizeBytes + 1024, Math.max(MIN_BUILDER_BYTES, estimate * 2, this.lastBatchBytes + (this.lastBatchBytes >> 2))),
       );
       this.lingerTimer = lingerMs === 0 ? { kind: 'immediate', t: setImmediate(() => this.seal()) } : { kind: 'timeout', t: setTimeout(() => this.seal(), lingerMs) };
     }
@@ -120,6 +126,7 @@ export class PartitionQueue {
     this.cancelLinger();
     this.builder = null;
     const bytes = builder.build();
+    this.lastBatchBytes = bytes.length;
     const count = builder.count;
     const baseSequence = this.nextSequence;
     if (this.ctx.options.idempotent && baseSequence !== this.builderSequence) restampSequence(bytes, baseSequence);
