@@ -103,6 +103,12 @@ export interface ClusterQueueRun {
   endToEndMs: number;
   endToEndPerSec: number;
   publishPerSec: number;
+  /** Consumers' CPU summed, % of one core, over endToEndMs. */
+  consumersCpuPct: number;
+  ackErrors: number;
+  redeliveries: number;
+  /** Bytes the consumers received per acked message, over the message size. */
+  receivedPerMessageBytes: number;
   /** The queue's depth after the consumers left: 0 ready, 0 in flight when every message was acked. */
   depthAfter: { ready: number; inFlight: number; delayed: number } | undefined;
   /** The queue host (cluster side): the leader of every partition of the queue. */
@@ -223,6 +229,10 @@ async function runQueueSide(
       endToEndMs,
       endToEndPerSec: totalAcked / (endToEndMs / 1000),
       publishPerSec: p.messages / (p.elapsedMs / 1000),
+      consumersCpuPct,
+      ackErrors,
+      redeliveries,
+      receivedPerMessageBytes: cs.reduce((n, c) => n + c.bytesReceived, 0) / totalAcked,
       depthAfter,
       ...(host === undefined ? {} : { host }),
     },
@@ -250,7 +260,7 @@ async function runQueueSide(
         note: joinNotes(
           `end to end, prefetch ${q.prefetch}`,
           brokersNote,
-          `consumers CPU ${consumersCpuPct.toFixed(0)}%`,
+          `consumers CPU ${consumersCpuPct.toFixed(0)}%, read ${(run.queue!.receivedPerMessageBytes / RECORD_BYTES).toFixed(1)}× the bytes`,
           `dup ${tally.duplicates}, missing ${tally.missing}`,
           `acked ${cs.map((c) => c.acked).join('/')}`,
           problems.join(', '),
