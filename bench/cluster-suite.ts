@@ -3,16 +3,32 @@
  * settings of the produce and e2e suites) and on a cluster of 3 brokers and etcd (a
  * topic of replication factor 3, min.insync.replicas 2, acks=all). Each workload runs
  * on the single broker, then at once on the cluster, so both see the same machine.
- * The producer and consumer workers are those of the produce and e2e suites; the
- * cluster's workers get all three brokers as bootstrap.
+ * The producer and consumer workers are those of the produce, e2e and queue suites;
+ * the cluster's workers get all three brokers as bootstrap. The cluster's queues are
+ * served by the queue host (the leader of `__share_state` partition 0), their
+ * partitions on its three replicas.
  */
 import { KmqClient, NO_BROKER } from '../client/index.js';
-import type { E2eConsumeConfig, E2eProduceConfig, E2eProduceResult, LatencyResult, ProduceConfig, ProducerSettings, ThroughputResult } from './bench-config.js';
+import type {
+  E2eConsumeConfig,
+  E2eProduceConfig,
+  E2eProduceResult,
+  LatencyResult,
+  ProduceConfig,
+  ProducerSettings,
+  PublishConfig,
+  PublishResult,
+  QueueConsumeConfig,
+  QueueConsumeResult,
+  ThroughputResult,
+} from './bench-config.js';
+import { tallyDeliveries } from './delivery-tally.js';
+import type { DeliveryTally } from './delivery-tally.js';
 import { clientCpuPct } from './measure.js';
 import { Phase } from './phase.js';
 import type { PhaseBroker, PhaseFigures } from './phase.js';
 import { BenchCluster, startWorker } from './processes.js';
-import type { BenchBroker } from './processes.js';
+import type { BenchBroker, WorkerHandle } from './processes.js';
 import { ProcSampler } from './proc-sampler.js';
 import type { Comparison, Row } from './report.js';
 import { until } from '../testkit/until.js';
@@ -29,6 +45,24 @@ const E2E_PARTITIONS = 1;
 const READY_TIMEOUT_MS = 30_000;
 /** An e2e row whose consumer received less than this fraction of the offered rate is marked OVERLOADED. */
 const OVERLOAD_FRACTION = 0.95;
+/** Queue workload (the queue suite's): partitions of the queue (one workload each) and consumer processes. */
+const QUEUE_PARTITIONS = [1, 4] as const;
+const QUEUE_CONSUMERS = 4;
+/** The queue suite's full-run message count; the cluster suite's never exceeds it. */
+const QUEUE_MESSAGES_MAX = 200_000;
+/** A consumer stops after this long without a delivery (some messages never came). */
+const QUEUE_IDLE_TIMEOUT_MS = 15_000;
+
+/** The queue workload's client settings: the queue suite's, and its defaults where the runner gives none. */
+export interface ClusterQueueSettings {
+  /** Messages per run; default the produce workloads' record count, at most 200,000. */
+  messages: number;
+  prefetch: number;
+  consumerMode: 'push' | 'pull';
+  /** Messages per publish() call and calls pending. */
+  publishCallSize: number;
+  publishCallsInFlight: number;
+}
 
 /** What the runner hands the suite. */
 export interface ClusterSuiteSettings {
@@ -45,6 +79,8 @@ export interface ClusterSuiteSettings {
   e2eProducer: ProducerSettings;
   e2eMs: number;
   e2eWarmupMs: number;
+  /** Queue workload; absent fields: 1000, push, 250 per call, 8 pending (the queue suite's defaults). */
+  queue?: Partial<ClusterQueueSettings>;
   log: (msg: string) => void;
 }
 
@@ -57,10 +93,33 @@ export interface SingleBroker {
 
 type SideName = 'single' | 'cluster';
 
+/** One queue run: the publisher, the consumers (without their per-message counts) and what they add up to. */
+export interface ClusterQueueRun {
+  partitions: number;
+  publisher: PublishResult;
+  consumers: Array<Omit<QueueConsumeResult, 'countsBase64'>>;
+  tally: DeliveryTally;
+  /** First publish to the answer to the last ack, ms. */
+  endToEndMs: number;
+  endToEndPerSec: number;
+  publishPerSec: number;
+  /** Consumers' CPU summed, % of one core, over endToEndMs. */
+  consumersCpuPct: number;
+  ackErrors: number;
+  redeliveries: number;
+  /** Bytes the consumers received per acked message, over the message size. */
+  receivedPerMessageBytes: number;
+  /** The queue's depth after the consumers left: 0 ready, 0 in flight when every message was acked. */
+  depthAfter: { ready: number; inFlight: number; delayed: number } | undefined;
+  /** The queue host (cluster side): the leader of every partition of the queue. */
+  host?: number;
+}
+
 /** One workload on one side: the worker results and the broker-side figures. */
 export interface ClusterSideRun {
   produce?: ThroughputResult;
   e2e?: { producer: E2eProduceResult; consumer: LatencyResult };
+  queue?: ClusterQueueRun;
   phase: PhaseFigures;
   etcdCpuPct?: number;
   /** Leader broker id per partition (the cluster side). */
@@ -73,6 +132,7 @@ export interface ClusterSuiteResult {
   minInsyncReplicas: number;
   acks: { single: ProducerSettings['acks']; cluster: ProducerSettings['acks'] };
   recordBytes: number;
+  queue: ClusterQueueSettings & { consumers: number; ack: string };
   clusterName: string;
   /** Workload → its run on each side. */
   workloads: Record<string, Record<SideName, ClusterSideRun>>;
@@ -85,7 +145,10 @@ interface Side {
   acks: ProducerSettings['acks'];
   brokers: PhaseBroker[];
   etcd?: ProcSampler;
+  admin: KmqClient;
   createTopic(topic: string, partitions: number): Promise<number[]>;
+  /** Creates a queue; returns the leader of each partition (the cluster side: the queue host, 3 replicas in sync). */
+  createQueue(queue: string, partitions: number): Promise<number[]>;
 }
 
 const cpuNote = (side: Side, run: ClusterSideRun): string | undefined => {
@@ -100,6 +163,120 @@ const joinNotes = (...notes: Array<string | undefined>): string | undefined => {
   return n.length === 0 ? undefined : n.join('; ');
 };
 
+/** Runs `work` on a side between a phase's begin and end (with etcd's CPU over the same interval, on the cluster side). */
+type Measure = <T>(side: Side, work: () => Promise<T>) => Promise<{ value: T; phase: PhaseFigures; etcdCpuPct: number | undefined }>;
+
+/**
+ * The queue suite's workload on one side: QUEUE_CONSUMERS consumer processes
+ * (started and subscribed first) ack every delivery on its own while one publisher
+ * publishes at max rate; the consumers stop once their acks add up to the message
+ * count, then the sequence numbers they counted are added up. Rows: end to end, and
+ * the publisher alone.
+ */
+async function runQueueSide(
+  side: Side,
+  queue: string,
+  partitions: number,
+  host: number | undefined,
+  q: ClusterQueueSettings,
+  s: ClusterSuiteSettings,
+  measured: Measure,
+): Promise<{ run: ClusterSideRun; rows: [Row, Row] }> {
+  const consumers: Array<WorkerHandle<QueueConsumeResult>> = [];
+  for (let i = 0; i < QUEUE_CONSUMERS; i++) {
+    const cfg: QueueConsumeConfig = { broker: side.bootstrap, queue, prefetch: q.prefetch, mode: q.consumerMode, messages: q.messages, idleTimeoutMs: QUEUE_IDLE_TIMEOUT_MS };
+    consumers.push(startWorker<QueueConsumeResult>('queue-consume', cfg, s.nodeArgs.consumer));
+  }
+  await Promise.all(consumers.map((c) => c.event('ready')));
+  // Stop the consumers once every message was acked (by count: duplicates are found afterwards).
+  const acked = new Array<number>(consumers.length).fill(0);
+  let stopped = false;
+  consumers.forEach((c, i) =>
+    c.onEvent('progress', (e) => {
+      acked[i] = Number(e.acked);
+      if (!stopped && acked.reduce((a, b) => a + b, 0) >= q.messages) {
+        stopped = true;
+        for (const x of consumers) x.signal('SIGUSR2');
+      }
+    }),
+  );
+  const m = await measured(side, async () => {
+    const cfg: PublishConfig = { broker: side.bootstrap, target: { queue }, messages: q.messages, messageBytes: RECORD_BYTES, callSize: q.publishCallSize, callsInFlight: q.publishCallsInFlight };
+    const p = await startWorker<PublishResult>('publish', cfg, s.nodeArgs.producer).result;
+    return { p, cs: await Promise.all(consumers.map((c) => c.result)) };
+  });
+  const { p, cs } = m.value;
+  const tally = tallyDeliveries(q.messages, cs.map((c) => c.countsBase64));
+  let depthAfter: ClusterQueueRun['depthAfter'];
+  try {
+    const d = (await side.admin.admin().describeQueue(queue)).depth;
+    if (d !== undefined) depthAfter = { ready: Number(d.ready), inFlight: Number(d.inFlight), delayed: Number(d.delayed) };
+  } catch (err) {
+    s.log(`describe ${queue} failed: ${(err as Error).message}`);
+  }
+  const endToEndMs = Math.max(...cs.map((c) => c.lastAckAt)) - p.firstPublishAt;
+  const totalAcked = cs.reduce((n, c) => n + c.acked, 0);
+  const consumersCpuPct = (cs.reduce((n, c) => n + c.cpuUserMs + c.cpuSystemMs, 0) / endToEndMs) * 100;
+  const publisherCpuPct = ((p.cpuUserMs + p.cpuSystemMs) / endToEndMs) * 100;
+  const ackErrors = cs.reduce((n, c) => n + c.ackErrors, 0);
+  const redeliveries = cs.reduce((n, c) => n + c.redeliveries, 0);
+  const run: ClusterSideRun = {
+    queue: {
+      partitions,
+      publisher: p,
+      consumers: cs.map(({ countsBase64: _counts, ...rest }) => rest),
+      tally,
+      endToEndMs,
+      endToEndPerSec: totalAcked / (endToEndMs / 1000),
+      publishPerSec: p.messages / (p.elapsedMs / 1000),
+      consumersCpuPct,
+      ackErrors,
+      redeliveries,
+      receivedPerMessageBytes: cs.reduce((n, c) => n + c.bytesReceived, 0) / totalAcked,
+      depthAfter,
+      ...(host === undefined ? {} : { host }),
+    },
+    phase: m.phase,
+    etcdCpuPct: m.etcdCpuPct,
+  };
+  const problems = [];
+  if (ackErrors > 0) problems.push(`${ackErrors} ack errors`);
+  if (redeliveries > 0) problems.push(`${redeliveries} redeliveries`);
+  if (depthAfter !== undefined && depthAfter.ready + depthAfter.inFlight + depthAfter.delayed > 0) problems.push(`left ${depthAfter.ready} ready, ${depthAfter.inFlight} in flight`);
+  // Publishes go to the queue host's partitions, not through produce requests.
+  const { produceRequests: _requests, brokerProduceMs: _unused, brokerCpuPcts, ...b } = m.phase;
+  const brokersNote =
+    side.name === 'single' ? undefined : `brokers ${brokerCpuPcts.map((x) => `${x.toFixed(0)}%`).join(' + ')}${host === undefined ? '' : `, queue host ${host}`}, etcd ${(m.etcdCpuPct ?? 0).toFixed(0)}%`;
+  return {
+    run,
+    rows: [
+      {
+        workload: `${side.label}: queue 1 KiB × ${partitions}p, ${QUEUE_CONSUMERS} cons`,
+        recordsPerSec: run.queue!.endToEndPerSec,
+        mbPerSec: (totalAcked * RECORD_BYTES) / MB / (endToEndMs / 1000),
+        clientCpuPct: consumersCpuPct + publisherCpuPct,
+        ...b,
+        ...(side.name === 'cluster' ? { brokerCpuPcts, etcdCpuPct: m.etcdCpuPct } : {}),
+        note: joinNotes(
+          `end to end, prefetch ${q.prefetch}`,
+          brokersNote,
+          `consumers CPU ${consumersCpuPct.toFixed(0)}%, read ${(run.queue!.receivedPerMessageBytes / RECORD_BYTES).toFixed(1)}× the bytes`,
+          `dup ${tally.duplicates}, missing ${tally.missing}`,
+          `acked ${cs.map((c) => c.acked).join('/')}`,
+          problems.join(', '),
+        ),
+      },
+      {
+        workload: `${side.label}:   publish (same run)`,
+        recordsPerSec: run.queue!.publishPerSec,
+        mbPerSec: p.bytes / MB / (p.elapsedMs / 1000),
+        clientCpuPct: ((p.cpuUserMs + p.cpuSystemMs) / p.elapsedMs) * 100,
+        note: `${q.publishCallSize} per call, ${q.publishCallsInFlight} calls in flight, while consuming${side.name === 'cluster' ? '; answered once the in-sync replicas have it' : ''}`,
+      },
+    ],
+  };
+}
+
 /** Runs the suite: starts the cluster, runs every workload on both sides, stops the cluster. */
 export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSettings): Promise<{ rows: Row[]; comparisons: Comparison[]; result: ClusterSuiteResult }> {
   s.log(`cluster: etcd and ${CLUSTER_BROKERS} brokers, topics of replication factor ${REPLICATION_FACTOR}, min.insync.replicas ${MIN_INSYNC_REPLICAS}`);
@@ -108,12 +285,21 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
   const etcdSampler = new ProcSampler(cluster.etcd.pid ?? 0);
   for (const x of [...samplers, etcdSampler]) x.start();
   const admin = new KmqClient({ brokers: cluster.brokers.map((b) => b.address), clientId: 'bench-cluster-admin' });
+  const queueSettings: ClusterQueueSettings = {
+    messages: Math.min(QUEUE_MESSAGES_MAX, s.produceRecords),
+    prefetch: 1000,
+    consumerMode: 'push',
+    publishCallSize: 250,
+    publishCallsInFlight: 8,
+    ...s.queue,
+  };
   const result: ClusterSuiteResult = {
     brokers: CLUSTER_BROKERS,
     replicationFactor: REPLICATION_FACTOR,
     minInsyncReplicas: MIN_INSYNC_REPLICAS,
     acks: { single: s.throughputProducer.acks, cluster: 'all' },
     recordBytes: RECORD_BYTES,
+    queue: { ...queueSettings, consumers: QUEUE_CONSUMERS, ack: 'per message (delivery.ack())' },
     clusterName: cluster.name,
     workloads: {},
   };
@@ -125,6 +311,13 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
       return md.brokers.length === CLUSTER_BROKERS && md.controllerId !== 0 && md.controllerId !== NO_BROKER ? true : undefined;
     });
     s.log(`cluster ${cluster.name}: brokers ${cluster.brokers.map((b) => b.address).join(', ')}, etcd ${cluster.etcd.clientUrl}`);
+    /** Every partition of `topic` led and every replica in sync before the clock starts; the leaders by partition. */
+    const replicated = (topic: string, partitions: number): Promise<number[]> =>
+      until(`every partition of ${topic} led, with ${REPLICATION_FACTOR} in sync`, READY_TIMEOUT_MS, async () => {
+        const ps = (await admin.admin().describeTopic(topic)).topic.partitions;
+        const ready = ps.length === partitions && ps.every((p) => p.leader !== NO_BROKER && p.isr.length === REPLICATION_FACTOR);
+        return ready ? [...ps].sort((a, b) => a.partition - b.partition).map((p) => p.leader) : undefined;
+      });
     const sides: Side[] = [
       {
         name: 'single',
@@ -132,8 +325,13 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
         bootstrap: single.broker.address,
         acks: s.throughputProducer.acks,
         brokers: [{ sampler: single.sampler, httpPort: single.broker.httpPort }],
+        admin: single.admin,
         createTopic: async (topic, partitions) => {
           await single.admin.admin().createTopic(topic, { partitions });
+          return [];
+        },
+        createQueue: async (queue, partitions) => {
+          await single.admin.admin().createQueue(queue, { partitions });
           return [];
         },
       },
@@ -144,20 +342,20 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
         acks: 'all',
         brokers: cluster.brokers.map((b, i) => ({ sampler: samplers[i]!, httpPort: b.httpPort })),
         etcd: etcdSampler,
+        admin,
         createTopic: async (topic, partitions) => {
           await admin.admin().createTopic(topic, { partitions, replicationFactor: REPLICATION_FACTOR, config: { minInsyncReplicas: MIN_INSYNC_REPLICAS } });
-          // Every partition led and every replica in sync before the clock starts.
-          return until(`every partition of ${topic} led, with ${REPLICATION_FACTOR} in sync`, READY_TIMEOUT_MS, async () => {
-            const ps = (await admin.admin().describeTopic(topic)).topic.partitions;
-            const ready = ps.length === partitions && ps.every((p) => p.leader !== NO_BROKER && p.isr.length === REPLICATION_FACTOR);
-            return ready ? [...ps].sort((a, b) => a.partition - b.partition).map((p) => p.leader) : undefined;
-          });
+          return replicated(topic, partitions);
+        },
+        // The queue's partitions go on the replicas of __share_state partition 0 (3 here), led by the queue host; min.insync.replicas is the brokers' default, 2.
+        createQueue: async (queue, partitions) => {
+          await admin.admin().createQueue(queue, { partitions });
+          return replicated(queue, partitions);
         },
       },
     ];
 
-    /** Runs `work` on a side between a phase's begin and end, with the cluster's etcd CPU over the same interval. */
-    const measured = async <T>(side: Side, work: () => Promise<T>): Promise<{ value: T; phase: PhaseFigures; etcdCpuPct: number | undefined }> => {
+    const measured: Measure = async (side, work) => {
       const phase = await Phase.beginAll(side.brokers);
       const etcd0 = side.etcd?.cpuMs() ?? 0;
       const t0 = performance.now();
@@ -256,6 +454,28 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
         pair[side.name] = row;
       }
       comparisons.push({ workload, single: pair.single!, cluster: pair.cluster! });
+    }
+
+    for (const partitions of QUEUE_PARTITIONS) {
+      const workload = `queue 1 KiB × ${partitions}p`;
+      const queue = `cluster-queue-1k-${partitions}p`;
+      const pair: Partial<Record<SideName, Row>> = {};
+      const publishPair: Partial<Record<SideName, Row>> = {};
+      result.workloads[workload] = {} as Record<SideName, ClusterSideRun>;
+      for (const side of sides) {
+        const leaders = await side.createQueue(queue, partitions);
+        const host = leaders[0];
+        s.log(
+          `${side.label}: ${workload}, ${queueSettings.messages.toLocaleString('en-US')} messages, prefetch ${queueSettings.prefetch} (${queueSettings.consumerMode}), ack per message${host === undefined ? '' : `, queue host ${host}`}`,
+        );
+        const { run, rows: sideRows } = await runQueueSide(side, queue, partitions, host, queueSettings, s, measured);
+        result.workloads[workload][side.name] = run;
+        rows.push(...sideRows);
+        pair[side.name] = sideRows[0];
+        publishPair[side.name] = sideRows[1];
+      }
+      comparisons.push({ workload, single: pair.single!, cluster: pair.cluster! });
+      comparisons.push({ workload: `  publish (same run)`, single: publishPair.single!, cluster: publishPair.cluster! });
     }
   } finally {
     await admin.close().catch(() => {});

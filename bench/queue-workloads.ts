@@ -3,7 +3,8 @@
  * queue consumer that acks every delivery on its own. Each runs in its own worker
  * process (see worker.ts) and uses the public client API only. Every published value
  * starts with its sequence number, so the runner can check that each message was
- * acked exactly once.
+ * acked exactly once. `broker` is one address or a comma-separated list (a cluster's
+ * bootstrap: the client finds the queue host on its own).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -18,7 +19,7 @@ import { wallClockMs } from './bench-config.js';
  * allocation; the client copies them into the batch anyway.
  */
 export async function publishMaxRate(c: PublishConfig): Promise<PublishResult> {
-  const client = new KmqClient({ brokers: [c.broker], clientId: 'bench-publisher' });
+  const client = new KmqClient({ brokers: c.broker.split(','), clientId: 'bench-publisher' });
   try {
     const publisher = client.publisher();
     const filler = randomBytes(c.messageBytes);
@@ -80,7 +81,7 @@ function bytesRead(): number {
  * `onReady` is called once the consumer has started; `onProgress` every 100 ms.
  */
 export async function consumeQueue(c: QueueConsumeConfig, onReady: () => void, onProgress: (acked: number) => void): Promise<QueueConsumeResult> {
-  const client = new KmqClient({ brokers: [c.broker], clientId: 'bench-queue-consumer' });
+  const client = new KmqClient({ brokers: c.broker.split(','), clientId: 'bench-queue-consumer' });
   try {
     let ackErrors = 0;
     const consumer = client.queueConsumer({
