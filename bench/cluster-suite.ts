@@ -16,19 +16,15 @@ import type {
   LatencyResult,
   ProduceConfig,
   ProducerSettings,
-  PublishConfig,
-  PublishResult,
-  QueueConsumeConfig,
-  QueueConsumeResult,
   ThroughputResult,
 } from './bench-config.js';
-import { tallyDeliveries } from './delivery-tally.js';
-import type { DeliveryTally } from './delivery-tally.js';
+import { queueRunNotes, runQueueWorkload } from './queue-run.js';
+import type { QueueRunResult } from './queue-run.js';
 import { clientCpuPct } from './measure.js';
 import { Phase } from './phase.js';
 import type { PhaseBroker, PhaseFigures } from './phase.js';
 import { BenchCluster, startWorker } from './processes.js';
-import type { BenchBroker, WorkerHandle } from './processes.js';
+import type { BenchBroker } from './processes.js';
 import { ProcSampler } from './proc-sampler.js';
 import type { Comparison, Row } from './report.js';
 import { until } from '../testkit/until.js';
@@ -93,27 +89,8 @@ export interface SingleBroker {
 
 type SideName = 'single' | 'cluster';
 
-/** One queue run: the publisher, the consumers (without their per-message counts) and what they add up to. */
-export interface ClusterQueueRun {
-  partitions: number;
-  publisher: PublishResult;
-  consumers: Array<Omit<QueueConsumeResult, 'countsBase64'>>;
-  tally: DeliveryTally;
-  /** First publish to the answer to the last ack, ms. */
-  endToEndMs: number;
-  endToEndPerSec: number;
-  publishPerSec: number;
-  /** Consumers' CPU summed, % of one core, over endToEndMs. */
-  consumersCpuPct: number;
-  ackErrors: number;
-  redeliveries: number;
-  /** Bytes the consumers received per acked message, over the message size. */
-  receivedPerMessageBytes: number;
-  /** The queue's depth after the consumers left: 0 ready, 0 in flight when every message was acked. */
-  depthAfter: { ready: number; inFlight: number; delayed: number } | undefined;
-  /** The queue host (cluster side): the leader of every partition of the queue. */
-  host?: number;
-}
+/** One queue run (bench/queue-run.ts), and on the cluster side the queue host: the leader of every partition of the queue. */
+export type ClusterQueueRun = QueueRunResult & { host?: number };
 
 /** One workload on one side: the worker results and the broker-side figures. */
 export interface ClusterSideRun {
@@ -182,67 +159,31 @@ async function runQueueSide(
   s: ClusterSuiteSettings,
   measured: Measure,
 ): Promise<{ run: ClusterSideRun; rows: [Row, Row] }> {
-  const consumers: Array<WorkerHandle<QueueConsumeResult>> = [];
-  for (let i = 0; i < QUEUE_CONSUMERS; i++) {
-    const cfg: QueueConsumeConfig = { broker: side.bootstrap, queue, prefetch: q.prefetch, mode: q.consumerMode, messages: q.messages, idleTimeoutMs: QUEUE_IDLE_TIMEOUT_MS };
-    consumers.push(startWorker<QueueConsumeResult>('queue-consume', cfg, s.nodeArgs.consumer));
-  }
-  await Promise.all(consumers.map((c) => c.event('ready')));
-  // Stop the consumers once every message was acked (by count: duplicates are found afterwards).
-  const acked = new Array<number>(consumers.length).fill(0);
-  let stopped = false;
-  consumers.forEach((c, i) =>
-    c.onEvent('progress', (e) => {
-      acked[i] = Number(e.acked);
-      if (!stopped && acked.reduce((a, b) => a + b, 0) >= q.messages) {
-        stopped = true;
-        for (const x of consumers) x.signal('SIGUSR2');
-      }
-    }),
-  );
-  const m = await measured(side, async () => {
-    const cfg: PublishConfig = { broker: side.bootstrap, target: { queue }, messages: q.messages, messageBytes: RECORD_BYTES, callSize: q.publishCallSize, callsInFlight: q.publishCallsInFlight };
-    const p = await startWorker<PublishResult>('publish', cfg, s.nodeArgs.producer).result;
-    return { p, cs: await Promise.all(consumers.map((c) => c.result)) };
-  });
-  const { p, cs } = m.value;
-  const tally = tallyDeliveries(q.messages, cs.map((c) => c.countsBase64));
-  let depthAfter: ClusterQueueRun['depthAfter'];
-  try {
-    const d = (await side.admin.admin().describeQueue(queue)).depth;
-    if (d !== undefined) depthAfter = { ready: Number(d.ready), inFlight: Number(d.inFlight), delayed: Number(d.delayed) };
-  } catch (err) {
-    s.log(`describe ${queue} failed: ${(err as Error).message}`);
-  }
-  const endToEndMs = Math.max(...cs.map((c) => c.lastAckAt)) - p.firstPublishAt;
-  const totalAcked = cs.reduce((n, c) => n + c.acked, 0);
-  const consumersCpuPct = (cs.reduce((n, c) => n + c.cpuUserMs + c.cpuSystemMs, 0) / endToEndMs) * 100;
-  const publisherCpuPct = ((p.cpuUserMs + p.cpuSystemMs) / endToEndMs) * 100;
-  const ackErrors = cs.reduce((n, c) => n + c.ackErrors, 0);
-  const redeliveries = cs.reduce((n, c) => n + c.redeliveries, 0);
-  const run: ClusterSideRun = {
-    queue: {
+  const { result: r, measured: m, problems } = await runQueueWorkload(
+    {
+      bootstrap: side.bootstrap,
+      queue,
       partitions,
-      publisher: p,
-      consumers: cs.map(({ countsBase64: _counts, ...rest }) => rest),
-      tally,
-      endToEndMs,
-      endToEndPerSec: totalAcked / (endToEndMs / 1000),
-      publishPerSec: p.messages / (p.elapsedMs / 1000),
-      consumersCpuPct,
-      ackErrors,
-      redeliveries,
-      receivedPerMessageBytes: cs.reduce((n, c) => n + c.bytesReceived, 0) / totalAcked,
-      depthAfter,
-      ...(host === undefined ? {} : { host }),
+      messages: q.messages,
+      messageBytes: RECORD_BYTES,
+      consumers: QUEUE_CONSUMERS,
+      prefetch: q.prefetch,
+      consumerMode: q.consumerMode,
+      publishCallSize: q.publishCallSize,
+      publishCallsInFlight: q.publishCallsInFlight,
+      idleTimeoutMs: QUEUE_IDLE_TIMEOUT_MS,
+      nodeArgs: s.nodeArgs,
+      admin: side.admin,
+      log: s.log,
     },
-    phase: m.phase,
-    etcdCpuPct: m.etcdCpuPct,
-  };
-  const problems = [];
-  if (ackErrors > 0) problems.push(`${ackErrors} ack errors`);
-  if (redeliveries > 0) problems.push(`${redeliveries} redeliveries`);
-  if (depthAfter !== undefined && depthAfter.ready + depthAfter.inFlight + depthAfter.delayed > 0) problems.push(`left ${depthAfter.ready} ready, ${depthAfter.inFlight} in flight`);
+    async (work) => {
+      const x = await measured(side, work);
+      return { value: x.value, measured: { phase: x.phase, etcdCpuPct: x.etcdCpuPct } };
+    },
+  );
+  const run: ClusterSideRun = { queue: { ...r, ...(host === undefined ? {} : { host }) }, phase: m.phase, etcdCpuPct: m.etcdCpuPct };
+  const p = r.publisher;
+  const totalAcked = r.consumers.reduce((n, c) => n + c.acked, 0);
   // Publishes go to the queue host's partitions, not through produce requests.
   const { produceRequests: _requests, brokerProduceMs: _unused, brokerCpuPcts, ...b } = m.phase;
   const brokersNote =
@@ -252,23 +193,16 @@ async function runQueueSide(
     rows: [
       {
         workload: `${side.label}: queue 1 KiB × ${partitions}p, ${QUEUE_CONSUMERS} cons`,
-        recordsPerSec: run.queue!.endToEndPerSec,
-        mbPerSec: (totalAcked * RECORD_BYTES) / MB / (endToEndMs / 1000),
-        clientCpuPct: consumersCpuPct + publisherCpuPct,
+        recordsPerSec: r.endToEndPerSec,
+        mbPerSec: (totalAcked * RECORD_BYTES) / MB / (r.endToEndMs / 1000),
+        clientCpuPct: r.consumersCpuPct + r.publisherCpuPct,
         ...b,
         ...(side.name === 'cluster' ? { brokerCpuPcts, etcdCpuPct: m.etcdCpuPct } : {}),
-        note: joinNotes(
-          `end to end, prefetch ${q.prefetch}`,
-          brokersNote,
-          `consumers CPU ${consumersCpuPct.toFixed(0)}%, read ${(run.queue!.receivedPerMessageBytes / RECORD_BYTES).toFixed(1)}× the bytes`,
-          `dup ${tally.duplicates}, missing ${tally.missing}`,
-          `acked ${cs.map((c) => c.acked).join('/')}`,
-          problems.join(', '),
-        ),
+        note: joinNotes(`end to end, prefetch ${q.prefetch}`, brokersNote, ...queueRunNotes(r, RECORD_BYTES), problems.join(', ')),
       },
       {
         workload: `${side.label}:   publish (same run)`,
-        recordsPerSec: run.queue!.publishPerSec,
+        recordsPerSec: r.publishPerSec,
         mbPerSec: p.bytes / MB / (p.elapsedMs / 1000),
         clientCpuPct: ((p.cpuUserMs + p.cpuSystemMs) / p.elapsedMs) * 100,
         note: `${q.publishCallSize} per call, ${q.publishCallsInFlight} calls in flight, while consuming${side.name === 'cluster' ? '; answered once the in-sync replicas have it' : ''}`,

@@ -27,8 +27,6 @@ import type {
   PublishConfig,
   PublishResult,
   PublishTargetConfig,
-  QueueConsumeConfig,
-  QueueConsumeResult,
   SidecarConsumeConfig,
   SidecarPublishConfig,
   SidecarPublishResult,
@@ -36,17 +34,16 @@ import type {
   ThroughputResult,
 } from './bench-config.js';
 import { BenchBroker, BenchSidecar, folderBytes, killAll, startWorker } from './processes.js';
-import type { WorkerHandle } from './processes.js';
 import { clientCpuPct } from './measure.js';
 import { Phase } from './phase.js';
+import { queueRunNotes, runQueueWorkload } from './queue-run.js';
+import type { QueueRunResult } from './queue-run.js';
 import { ProcSampler } from './proc-sampler.js';
 import { formatComparison, formatTable, formatTargets } from './report.js';
 import type { Comparison, Row, TargetCheck } from './report.js';
 import { runClusterSuite } from './cluster-suite.js';
 import type { ClusterSuiteResult } from './cluster-suite.js';
 import { EXCHANGE_ROUTING_KEY, exchangeBindings } from './exchange-bindings.js';
-import { tallyDeliveries } from './delivery-tally.js';
-import type { DeliveryTally } from './delivery-tally.js';
 
 const MiB = 1024 * 1024;
 const MB = 1e6;
@@ -203,28 +200,6 @@ async function measureMachine(): Promise<MachineLimits> {
   return { diskFsyncMBps: mbps(fsync), diskNoFsyncMBps: mbps(nofsync), tcpMBps: mbps(received) };
 }
 
-/** One run of the queue workload: the publisher, the consumers (without their per-message counts) and what they add up to. */
-interface QueueRunResult {
-  partitions: number;
-  prefetch: number;
-  consumerMode: 'push' | 'pull';
-  publisher: PublishResult;
-  consumers: Array<Omit<QueueConsumeResult, 'countsBase64'>>;
-  tally: DeliveryTally;
-  /** First publish to the answer to the last ack, ms. */
-  endToEndMs: number;
-  endToEndPerSec: number;
-  publishPerSec: number;
-  /** Consumers' CPU summed, % of one core, over endToEndMs. */
-  consumersCpuPct: number;
-  ackErrors: number;
-  redeliveries: number;
-  /** Bytes the consumers received per acked message, over the message size: above 1 when the broker sends whole batches of which a consumer holds only part. */
-  receivedPerMessageBytes: number;
-  /** The queue's depth after the consumers left: 0 ready, 0 in flight when every message was acked. */
-  depthAfter: { ready: number; inFlight: number; delayed: number } | undefined;
-}
-
 interface ExchangeRunResult {
   bindings: number;
   routingKey: string;
@@ -305,64 +280,32 @@ async function runQueue(ctx: RunContext, partitions: number): Promise<{ rows: Ro
   const queue = `bench-queue-${partitions}p-${args.prefetch}`;
   await admin.admin().createQueue(queue, { partitions });
   log(`queue ${partitions}p: ${messages.toLocaleString('en-US')} × ${QUEUE_MESSAGE_BYTES} B, ${QUEUE_CONSUMERS} consumers (prefetch ${args.prefetch}, ${args.consumerMode}), ack per message`);
-  const consumers: Array<WorkerHandle<QueueConsumeResult>> = [];
-  for (let i = 0; i < QUEUE_CONSUMERS; i++) {
-    const cfg: QueueConsumeConfig = { broker: broker.address, queue, prefetch: args.prefetch, mode: args.consumerMode, messages, idleTimeoutMs: 15_000 };
-    consumers.push(startWorker<QueueConsumeResult>('queue-consume', cfg, nodeArgsFor('consumer')));
-  }
-  await Promise.all(consumers.map((c) => c.event('ready')));
-  // Stop the consumers once every message was acked (by count: duplicates are found afterwards).
-  const acked = new Array<number>(consumers.length).fill(0);
-  let stopped = false;
-  consumers.forEach((c, i) =>
-    c.onEvent('progress', (e) => {
-      acked[i] = Number(e.acked);
-      if (!stopped && acked.reduce((a, b) => a + b, 0) >= messages) {
-        stopped = true;
-        for (const x of consumers) x.signal('SIGUSR2');
-      }
-    }),
+  const { result, measured: b, problems } = await runQueueWorkload(
+    {
+      bootstrap: broker.address,
+      queue,
+      partitions,
+      messages,
+      messageBytes: QUEUE_MESSAGE_BYTES,
+      consumers: QUEUE_CONSUMERS,
+      prefetch: args.prefetch,
+      consumerMode: args.consumerMode,
+      publishCallSize: args.publishCallSize,
+      publishCallsInFlight: args.publishCallsInFlight,
+      idleTimeoutMs: 15_000,
+      nodeArgs: { consumer: nodeArgsFor('consumer'), producer: nodeArgsFor('producer') },
+      admin,
+      log,
+    },
+    async (work) => {
+      const phase = await Phase.begin(sampler, broker.httpPort);
+      const value = await work();
+      const { produceRequests: _none, brokerProduceMs: _unused, ...figures } = await phase.end();
+      return { value, measured: figures };
+    },
   );
-  const phase = await Phase.begin(sampler, broker.httpPort);
-  const publisher = startWorker<PublishResult>('publish', publishConfig(broker.address, { queue }, messages), nodeArgsFor('producer'));
-  const p = await publisher.result;
-  const cs = await Promise.all(consumers.map((c) => c.result));
-  const { produceRequests: _none, brokerProduceMs: _unused, ...b } = await phase.end();
-  const tally = tallyDeliveries(messages, cs.map((c) => c.countsBase64));
-  let depthAfter: QueueRunResult['depthAfter'];
-  try {
-    const d = (await admin.admin().describeQueue(queue)).depth;
-    if (d !== undefined) depthAfter = { ready: Number(d.ready), inFlight: Number(d.inFlight), delayed: Number(d.delayed) };
-  } catch (err) {
-    log(`describe ${queue} failed: ${(err as Error).message}`);
-  }
-  const lastAckAt = Math.max(...cs.map((c) => c.lastAckAt));
-  const endToEndMs = lastAckAt - p.firstPublishAt;
-  const totalAcked = cs.reduce((s, c) => s + c.acked, 0);
-  const consumerCpuMs = cs.reduce((s, c) => s + c.cpuUserMs + c.cpuSystemMs, 0);
-  const consumersCpuPct = (consumerCpuMs / endToEndMs) * 100;
-  const publisherCpuPct = ((p.cpuUserMs + p.cpuSystemMs) / endToEndMs) * 100;
-  const result: QueueRunResult = {
-    partitions,
-    prefetch: args.prefetch,
-    consumerMode: args.consumerMode,
-    publisher: p,
-    consumers: cs.map(({ countsBase64: _counts, ...rest }) => rest),
-    tally,
-    endToEndMs,
-    endToEndPerSec: totalAcked / (endToEndMs / 1000),
-    publishPerSec: p.messages / (p.elapsedMs / 1000),
-    consumersCpuPct,
-    ackErrors: cs.reduce((s, c) => s + c.ackErrors, 0),
-    redeliveries: cs.reduce((s, c) => s + c.redeliveries, 0),
-    receivedPerMessageBytes: cs.reduce((s, c) => s + c.bytesReceived, 0) / totalAcked,
-    depthAfter,
-  };
-  const perConsumer = cs.map((c) => c.acked).join('/');
-  const problems = [];
-  if (result.ackErrors > 0) problems.push(`${result.ackErrors} ack errors`);
-  if (result.redeliveries > 0) problems.push(`${result.redeliveries} redeliveries`);
-  if (depthAfter !== undefined && depthAfter.ready + depthAfter.inFlight + depthAfter.delayed > 0) problems.push(`left ${depthAfter.ready} ready, ${depthAfter.inFlight} in flight`);
+  const p = result.publisher;
+  const totalAcked = result.consumers.reduce((n, c) => n + c.acked, 0);
   const name = `queue 1 KiB × ${partitions}p, ${QUEUE_CONSUMERS} cons`;
   return {
     result,
@@ -370,10 +313,10 @@ async function runQueue(ctx: RunContext, partitions: number): Promise<{ rows: Ro
       {
         workload: name,
         recordsPerSec: result.endToEndPerSec,
-        mbPerSec: (totalAcked * QUEUE_MESSAGE_BYTES) / MB / (endToEndMs / 1000),
-        clientCpuPct: consumersCpuPct + publisherCpuPct,
+        mbPerSec: (totalAcked * QUEUE_MESSAGE_BYTES) / MB / (result.endToEndMs / 1000),
+        clientCpuPct: result.consumersCpuPct + result.publisherCpuPct,
         ...b,
-        note: `end to end, prefetch ${args.prefetch}; consumers CPU ${consumersCpuPct.toFixed(0)}%, read ${(result.receivedPerMessageBytes / QUEUE_MESSAGE_BYTES).toFixed(1)}× the bytes; dup ${tally.duplicates}, missing ${tally.missing}; acked ${perConsumer}${problems.length > 0 ? `; ${problems.join(', ')}` : ''}`,
+        note: [`end to end, prefetch ${args.prefetch}`, ...queueRunNotes(result, QUEUE_MESSAGE_BYTES), ...problems].join('; '),
       },
       {
         workload: `  publish (same run)`,
