@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KmqClient, NO_BROKER } from '../../client/index.js';
 import { ErrorCode, KmqError } from '../../lib/errors.js';
-import { TestCluster, until } from '../utils/test-cluster.js';
+import { until } from '../utils/test-cluster.js';
+import { faultFixture } from './fixture.js';
 import { check, expectConsistent, readAll } from './checker.js';
 import { ProduceWorkload } from './workload.js';
 
@@ -14,20 +15,8 @@ import { ProduceWorkload } from './workload.js';
 const RUN_SECONDS = Number(process.env.KMQ_FAULT_SECONDS ?? 12);
 const TEST_TIMEOUT_MS = 120_000 + RUN_SECONDS * 2000;
 
-let cluster: TestCluster | undefined;
-const clients: KmqClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await cluster?.stop();
-  cluster = undefined;
-});
+const fixture = faultFixture();
 
-function client(c: TestCluster): KmqClient {
-  // Enough retries to ride out a failover (about the broker lease TTL).
-  const k = new KmqClient({ brokers: c.bootstrap(), requestTimeoutMs: 10_000, retry: { retries: 60, initialMs: 50, maxMs: 500 } });
-  clients.push(k);
-  return k;
-}
 
 async function leaderOf(k: KmqClient, topic: string, partition: number): Promise<{ leader: number; isr: number[] }> {
   const d = await k.admin().describeTopic(topic);
@@ -48,9 +37,8 @@ function report(name: string, r: ReturnType<typeof check>, extra: Record<string,
 
 describe('cluster under faults', () => {
   it('kill -9 of the partition leader every few seconds: a new leader serves within 10 s and no acknowledged record is lost', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     await k.admin().createTopic('faults', { partitions: 4, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     const work = new ProduceWorkload(k, 'faults');
     work.start();
@@ -90,9 +78,8 @@ describe('cluster under faults', () => {
   }, TEST_TIMEOUT_MS);
 
   it('kill -9 of the controller: another broker takes over and keeps electing leaders; nothing acknowledged is lost', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     await k.admin().createTopic('ctl', { partitions: 3, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     const work = new ProduceWorkload(k, 'ctl');
     work.start();
@@ -124,9 +111,8 @@ describe('cluster under faults', () => {
   }, TEST_TIMEOUT_MS);
 
   it('links to the leader cut (it still reaches the store): it shrinks its in-sync set, and after the heal nothing acknowledged is lost', async () => {
-    cluster = await TestCluster.start({ brokers: 3, proxied: true });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3, proxied: true });
+    const k = fixture.client(c);
     await k.admin().createTopic('cut', { partitions: 2, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     const work = new ProduceWorkload(k, 'cut');
     work.start();
@@ -136,7 +122,7 @@ describe('cluster under faults', () => {
     c.cutLinks(leader);
     // Its followers stop fetching; it is still registered, so it stays leader and drops them from the in-sync set.
     const observer = new KmqClient({ brokers: c.bootstrap(), requestTimeoutMs: 5000, retry: { retries: 60, initialMs: 50, maxMs: 500 } });
-    clients.push(observer);
+    fixture.track(observer);
     await until('the isolated leader alone in sync', 20_000, async () => {
       const l = await leaderOf(observer, 'cut', 0);
       return l.leader === leader && l.isr.length === 1 ? l : undefined;
@@ -158,9 +144,8 @@ describe('cluster under faults', () => {
   }, TEST_TIMEOUT_MS);
 
   it('followers frozen, then the leader killed: the records only the leader had were never acknowledged', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     await k.admin().createTopic('lagging', { partitions: 1, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     const work = new ProduceWorkload(k, 'lagging');
     work.start();
@@ -195,12 +180,11 @@ describe('cluster under faults', () => {
   }, TEST_TIMEOUT_MS);
 
   it('a consumer group reads every acknowledged record while the group coordinator and partition leaders are killed', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     await k.admin().createTopic('grouped', { partitions: 4, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     const consumed = new Map<string, number>();
-    const members = [client(c), client(c)].map((mk) => mk.consumer({ groupId: 'g', topics: ['grouped'], fromBeginning: true, sessionTimeoutMs: 6000, maxWaitMs: 200 }));
+    const members = [fixture.client(c), fixture.client(c)].map((mk) => mk.consumer({ groupId: 'g', topics: ['grouped'], fromBeginning: true, sessionTimeoutMs: 6000, maxWaitMs: 200 }));
     let stopping = false;
     const loops = members.map(async (m) => {
       for await (const b of m.batches()) {
@@ -249,9 +233,8 @@ describe('cluster under faults', () => {
   }, TEST_TIMEOUT_MS);
 
   it('processed keys survive the loss of the broker keeping them: a key completed before is still processed on the new leader', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     const keys = k.processedKeys('orders-sub');
     // A claim is answered before its journal record is replicated; the completes after it wait for theirs, and the journal keeps order.
     expect(await keys.claim('order-in-flight', 'sidecar-a', 60_000)).toBe('claimed');
@@ -273,9 +256,8 @@ describe('cluster under faults', () => {
   }, TEST_TIMEOUT_MS);
 
   it('SIGSTOP of the leader past its lease: a new leader takes over, the frozen one is fenced when it wakes, nothing acknowledged is lost', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     await k.admin().createTopic('frozen', { partitions: 2, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     const work = new ProduceWorkload(k, 'frozen');
     work.start();
@@ -306,9 +288,8 @@ describe('cluster under faults', () => {
   }, TEST_TIMEOUT_MS);
 
   it('etcd down for longer than the broker leases: produce goes on where it can, and nothing acknowledged is lost when it returns', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     await k.admin().createTopic('storeless', { partitions: 3, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     const work = new ProduceWorkload(k, 'storeless');
     work.start();
@@ -333,9 +314,8 @@ describe('cluster under faults', () => {
   }, TEST_TIMEOUT_MS);
 
   it('refuses acks=all below min.insync.replicas and never elects a leader from outside the in-sync set', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     await k.admin().createTopic('isr', { partitions: 1, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     const producer = k.producer({ acks: 'all' });
     await producer.send('isr', [{ value: 'a' }, { value: 'b' }]);
@@ -343,7 +323,7 @@ describe('cluster under faults', () => {
     // Every broker names the same cluster.
     const ids = await Promise.all(c.bootstrap().map(async (b) => {
       const one = new KmqClient({ brokers: [b] });
-      clients.push(one);
+      fixture.track(one);
       return (await one.admin().describeCluster()).clusterId;
     }));
     expect(ids).toHaveLength(3);
@@ -361,7 +341,7 @@ describe('cluster under faults', () => {
     expect(metrics).toMatch(/^kmq_broker_partition_in_sync_replicas\{topic="isr",partition="0"\} 1$/m);
     expect(metrics).toMatch(/^kmq_broker_high_watermark\{topic="isr",partition="0"\} 2$/m);
     const lone = new KmqClient({ brokers: c.bootstrap(), retry: { retries: 0 } });
-    clients.push(lone);
+    fixture.track(lone);
     const refused = await lone
       .producer({ acks: 'all', retries: 0 })
       .send('isr', [{ value: 'refused' }])
@@ -377,7 +357,7 @@ describe('cluster under faults', () => {
     // The leader dies too; a follower that fell out of the in-sync set comes back: it must not lead.
     await c.kill(leader);
     await c.restart(followers[0]!);
-    const k2 = client(c);
+    const k2 = fixture.client(c);
     await new Promise((r) => setTimeout(r, 5000));
     const meanwhile = await leaderOf(k2, 'isr', 0);
     expect(meanwhile.leader).toBe(NO_BROKER);

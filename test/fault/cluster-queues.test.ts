@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { KmqClient } from '../../client/index.js';
-import type { QueueConsumer } from '../../client/index.js';
-import { TestCluster, until } from '../utils/test-cluster.js';
+import { describe, expect, it } from 'vitest';
+import type { KmqClient, QueueConsumer } from '../../client/index.js';
+import { until } from '../utils/test-cluster.js';
+import { faultFixture } from './fixture.js';
 
 /**
  * Queues in a 3-broker cluster on a real etcd: queues, exchanges and bindings made
@@ -14,19 +14,8 @@ import { TestCluster, until } from '../utils/test-cluster.js';
 const RUN_SECONDS = Number(process.env.KMQ_FAULT_SECONDS ?? 12);
 const IDEMPOTENCY_KEY_HEADER = 'x-kmq-idempotency-key';
 
-let cluster: TestCluster | undefined;
-const clients: KmqClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await cluster?.stop();
-  cluster = undefined;
-});
+const fixture = faultFixture();
 
-function client(c: TestCluster): KmqClient {
-  const k = new KmqClient({ brokers: c.bootstrap(), requestTimeoutMs: 10_000, retry: { retries: 60, initialMs: 50, maxMs: 500 } });
-  clients.push(k);
-  return k;
-}
 
 function step(what: string): void {
   process.stdout.write(`${new Date().toISOString()} ${what}\n`);
@@ -60,9 +49,8 @@ function consume(consumer: QueueConsumer, seen: Map<string, number>): Promise<vo
 
 describe('queues in a cluster', () => {
   it('kill -9 of the queue host under load: a new host serves, bindings still route, no acknowledged publish is lost', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     const admin = k.admin();
     await admin.createQueue('jobs', { partitions: 2, lockTimeoutMs: 2_000 });
     await admin.createExchange('events', 'direct');
@@ -75,13 +63,12 @@ describe('queues in a cluster', () => {
     expect(jobs.topic.partitions.every((p) => p.replicas.length === 3)).toBe(true);
     // Every broker answers for the queue the same way (the request goes to the host).
     for (const id of [1, 2, 3]) {
-      const one = new KmqClient({ brokers: [c.broker(id)!.address] });
-      clients.push(one);
+      const one = fixture.client(c, [c.broker(id)!.address]);
       expect((await one.admin().describeQueue('jobs')).name).toBe('jobs');
     }
 
     const seen = new Map<string, number>();
-    const consumers = [client(c), client(c)].map((x) => x.queueConsumer({ queue: 'jobs', prefetch: 50 }));
+    const consumers = [fixture.client(c), fixture.client(c)].map((x) => x.queueConsumer({ queue: 'jobs', prefetch: 50 }));
     const loops = consumers.map((x) => consume(x, seen));
 
     const acked = new Set<string>();
@@ -140,9 +127,8 @@ describe('queues in a cluster', () => {
 
   it('followers frozen, then the queue host killed: what only the host had was never acknowledged, and every acknowledged publish is delivered', async () => {
     // Lag time past the test, so the frozen followers stay in the in-sync set and one of them is elected.
-    cluster = await TestCluster.start({ brokers: 3, replicaLagMs: 60_000 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3, replicaLagMs: 60_000 });
+    const k = fixture.client(c);
     await k.admin().createQueue('frozen', { partitions: 1 });
     const host = await leaderOf(k, '__share_state', 0);
     const followers = [1, 2, 3].filter((b) => b !== host);
@@ -179,7 +165,7 @@ describe('queues in a cluster', () => {
     for (let i = 0; i < 10; i++) await publish(Array.from({ length: 10 }, (_, j) => `after-${i}-${j}`));
 
     const seen = new Map<string, number>();
-    const consumer = client(c).queueConsumer({ queue: 'frozen', prefetch: 100 });
+    const consumer = fixture.client(c).queueConsumer({ queue: 'frozen', prefetch: 100 });
     const loop = consume(consumer, seen);
     await until('every acknowledged publish consumed', 60_000, async () => ([...acked].every((v) => seen.has(v)) ? true : undefined)).catch(() => undefined);
     const lost = [...acked].filter((v) => !seen.has(v));
@@ -192,9 +178,8 @@ describe('queues in a cluster', () => {
   }, 180_000);
 
   it('a shared group on a topic reads the queue host\'s replicas: every record of a fully replicated topic, and a clear error where the host holds no replica', async () => {
-    cluster = await TestCluster.start({ brokers: 3 });
-    const c = cluster;
-    const k = client(c);
+    const c = await fixture.start({ brokers: 3 });
+    const k = fixture.client(c);
     await k.admin().createQueue('anchor-maker', { partitions: 1 });
     const host = await leaderOf(k, '__share_state', 0);
     await k.admin().createTopic('everywhere', { partitions: 2, replicationFactor: 3 });

@@ -1,7 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { KmqClient, NO_BROKER } from '../../client/index.js';
+import { describe, expect, it } from 'vitest';
+import { NO_BROKER } from '../../client/index.js';
+import type { KmqClient } from '../../client/index.js';
 import { runCli } from '../utils/cli.js';
-import { TestCluster, until } from '../utils/test-cluster.js';
+import { until } from '../utils/test-cluster.js';
+import { faultFixture } from './fixture.js';
 import { check, expectConsistent, readAll } from './checker.js';
 import { ProduceWorkload } from './workload.js';
 
@@ -14,13 +16,7 @@ import { ProduceWorkload } from './workload.js';
  */
 const TOPIC = 'scale';
 
-let cluster: TestCluster | undefined;
-const clients: KmqClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await cluster?.stop();
-  cluster = undefined;
-});
+const fixture = faultFixture();
 
 interface Placement {
   holds: Map<number, number>;
@@ -44,10 +40,8 @@ async function placement(k: KmqClient): Promise<Placement> {
 describe('cluster scaling under load', () => {
   it('scales 3 → 5 → 3 brokers while an acks=all producer runs: no acknowledged record lost, duplicated or reordered', async () => {
     // A low throttle makes the reassignments take turns, so describe can be seen mid-way.
-    cluster = await TestCluster.start({ brokers: 3, args: ['--max-concurrent-reassignments', '1'] });
-    const c = cluster;
-    const k = new KmqClient({ brokers: c.bootstrap(), requestTimeoutMs: 10_000, retry: { retries: 60, initialMs: 50, maxMs: 500 } });
-    clients.push(k);
+    const c = await fixture.start({ brokers: 3, args: ['--max-concurrent-reassignments', '1'] });
+    const k = fixture.client(c);
     const admin = c.bootstrap()[0]!;
     await k.admin().createTopic(TOPIC, { partitions: 6, replicationFactor: 3, config: { minInsyncReplicas: 2 } });
     // A queue rides along: its partitions follow the queue host (the leader of __share_state) wherever the moves take it.
