@@ -149,7 +149,7 @@ export class Broker {
         queues: () => queueHost.current()?.queues.metrics() ?? [],
         exchanges: () => queueHost.current()?.queues.exchangeCounters() ?? { routed: new Map(), unroutable: new Map() },
         duplicatesDropped: () => queueHost.current()?.queues.duplicateCounters() ?? new Map(),
-        replication: () => replicationSnapshot(cluster.member),
+        replication: () => replicationSnapshot(cluster.member, queueHost.current() !== undefined),
       });
       const server = net.createServer();
       const readiness = { broker: undefined as Broker | undefined };
@@ -292,12 +292,19 @@ export class Broker {
   }
 }
 
-function replicationSnapshot(member: ClusterMember | undefined): ReplicationSnapshot | undefined {
+function replicationSnapshot(member: ClusterMember | undefined, queueHost: boolean): ReplicationSnapshot | undefined {
   if (member === undefined) return undefined;
-  return {
-    isController: member.controller.isController,
-    led: member.replicas.led(),
-  };
+  const isController = member.controller.isController;
+  let reassigning: ReplicationSnapshot['reassigning'];
+  if (isController) {
+    reassigning = { copying: 0, waiting: 0 };
+    for (const move of member.reassignments()) {
+      // Started once every target broker is a replica (reassignment.ts).
+      if (move.targetReplicas.every((b) => move.replicas.includes(b))) reassigning.copying++;
+      else reassigning.waiting++;
+    }
+  }
+  return { isController, led: member.replicas.led(), queueHost, ...(reassigning === undefined ? {} : { reassigning }) };
 }
 
 /**

@@ -16,6 +16,10 @@ export interface ReplicationSnapshot {
   isController: boolean;
   /** Partitions this broker leads, with their in-sync and replica counts. */
   led: Iterable<{ topic: string; partition: number; inSync: number; replicas: number; highWatermark: number }>;
+  /** Partitions being moved (the controller reports them; undefined elsewhere): copying data, or waiting for the throttle. */
+  reassigning?: { copying: number; waiting: number };
+  /** Whether this broker hosts the queues (leads __share_state partition 0). */
+  queueHost: boolean;
 }
 
 /**
@@ -130,6 +134,28 @@ export class BrokerProbe {
       collect() {
         this.reset();
         for (const p of snapshot()?.led ?? []) this.set({ topic: p.topic, partition: String(p.partition) }, p.highWatermark);
+      },
+    });
+    new Gauge({
+      name: 'kmq_cluster_reassigning_partitions',
+      help: 'Partitions being moved between brokers, reported by the controller: copying (new replicas catching up) or waiting (for the reassignment throttle)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const r = snapshot()?.reassigning;
+        if (r === undefined) return;
+        this.set({ state: 'copying' }, r.copying);
+        this.set({ state: 'waiting' }, r.waiting);
+      },
+    });
+    new Gauge({
+      name: 'kmq_broker_queue_host',
+      help: '1 while this broker hosts the queues, shared groups and exchanges (always 1 on a single node)',
+      registers,
+      collect() {
+        const s = snapshot();
+        this.set(s === undefined || s.queueHost ? 1 : 0);
       },
     });
     new Gauge({

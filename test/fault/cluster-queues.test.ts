@@ -61,6 +61,11 @@ describe('queues in a cluster', () => {
     const jobs = await admin.describeTopic('jobs');
     expect(jobs.topic.partitions.map((p) => p.leader)).toEqual([host, host]);
     expect(jobs.topic.partitions.every((p) => p.replicas.length === 3)).toBe(true);
+    // Only the host says so in its metrics.
+    for (const id of [1, 2, 3]) {
+      const metrics = await (await fetch(`http://127.0.0.1:${c.broker(id)!.httpPort}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`^kmq_broker_queue_host ${id === host ? 1 : 0}$`, 'm'));
+    }
     // Every broker answers for the queue the same way (the request goes to the host).
     for (const id of [1, 2, 3]) {
       const one = fixture.client(c, [c.broker(id)!.address]);

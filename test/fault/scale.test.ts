@@ -71,7 +71,12 @@ describe('cluster scaling under load', () => {
     }
     c.pause(4);
     const during = (await runCli(['cluster', 'describe', '--broker', admin])).stdout;
+    // The controller counts the moves in its metrics: broker 4 cannot catch up while frozen.
+    const controller = (await k.admin().describeCluster()).controllerId;
+    const metrics = await (await fetch(`http://127.0.0.1:${c.broker(controller)!.httpPort}/metrics`)).text();
     c.resume(4);
+    expect(Number(/^kmq_cluster_reassigning_partitions\{state="copying"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(metrics).toMatch(/^kmq_broker_is_controller 1$/m);
     process.stdout.write(`kmq cluster describe during the scale-out:\n${during}\n`);
     expect(during).toMatch(/^scale\s.*\s(reassigning|reassignment-waiting)\s*$/m);
     await c.startBroker(5);
