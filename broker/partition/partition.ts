@@ -304,7 +304,7 @@ export class Partition {
   followLogStart(leaderLogStart: number): void {
     if (this.currentRole.kind !== 'follower' || !(leaderLogStart > this.log.logStartOffset)) return;
     try {
-      this.log.deleteSegmentsBelow(Math.min(leaderLogStart, this.hw));
+      this.log.deleteSegmentsBelow(Math.min(leaderLogStart, this.hw), 'leader-log-start');
     } catch (err) {
       this.logger.error({ err }, 'Dropping segments below the leader\'s log start failed');
     }

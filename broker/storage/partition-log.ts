@@ -396,10 +396,11 @@ export class PartitionLog {
   }
 
   /**
-   * Removes whole closed segments all of whose records lie below `offset` (a queue's
-   * fully acknowledged prefix). The active segment is kept. Returns how many went.
+   * Removes whole closed segments all of whose records lie below `offset`: a queue's
+   * fully acknowledged prefix ('consumed'), or what the leader no longer has ('leader-log-start',
+   * on a follower). The active segment is kept. Returns how many went.
    */
-  deleteSegmentsBelow(offset: number): number {
+  deleteSegmentsBelow(offset: number, reason: 'consumed' | 'leader-log-start' = 'consumed'): number {
     this.checkUsable();
     let removed = 0;
     while (this.segments.length > 1 && this.segments[1]!.baseOffset <= offset) {
@@ -411,7 +412,10 @@ export class PartitionLog {
         throw this.goOffline(err);
       }
       removed++;
-      this.logger.info({ dir: this.dir, baseOffset: oldest.baseOffset, bytes: oldest.size, reason: 'consumed', logStartOffset: this.logStartOffset }, 'Deleted segment: every record acknowledged');
+      this.logger.info(
+        { dir: this.dir, baseOffset: oldest.baseOffset, bytes: oldest.size, reason, logStartOffset: this.logStartOffset },
+        reason === 'consumed' ? 'Deleted segment: every record acknowledged' : 'Deleted segment: below the leader\'s log start',
+      );
     }
     return removed;
   }
