@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BandwidthResult, DiskConfig, LatencyResult, SidecarConsumeConfig, SidecarPublishConfig, SidecarPublishResult, TcpSourceConfig } from './bench-config.js';
-import { BenchBroker, BenchSidecar, killAll, startWorker } from './processes.js';
+import { BenchBroker, BenchSidecar, killAll, startWorker, stopWhenAcked } from './processes.js';
 import type { WorkerHandle } from './processes.js';
 import { tallyDeliveries } from './delivery-tally.js';
 import type {
@@ -424,17 +424,7 @@ async function runQueue(s: SystemState, w: Workload, name: string, rep: number):
     consumers.push(compareWorker<CompareQueueConsumeResult>({ ...cfg }));
   }
   await Promise.all(consumers.map((c) => c.event('ready')));
-  const acked = new Array<number>(consumers.length).fill(0);
-  let stopped = false;
-  consumers.forEach((c, i) =>
-    c.onEvent('progress', (e) => {
-      acked[i] = Number(e.acked);
-      if (!stopped && acked.reduce((a, b) => a + b, 0) >= messages) {
-        stopped = true;
-        for (const x of consumers) x.signal('SIGUSR2');
-      }
-    }),
-  );
+  stopWhenAcked(consumers, messages);
   const cpu = serverCpu(s);
   const pubCfg: CompareQueuePublishConfig = { role: 'queue-publish', system: s.id, address: s.address!, name, messages, messageBytes: sizes.queueBytes, callSize: sizes.queueCallSize, callsInFlight: sizes.queueCallsInFlight };
   const p = await compareWorker<CompareThroughputResult>({ ...pubCfg }).result;

@@ -224,6 +224,24 @@ export interface WorkerHandle<R> {
   signal(sig: NodeJS.Signals): void;
 }
 
+/**
+ * Stops queue consumers (SIGUSR2) once the acks they report in their `progress`
+ * events add up to `messages`: by count, so duplicates are found afterwards.
+ */
+export function stopWhenAcked(consumers: ReadonlyArray<WorkerHandle<unknown>>, messages: number): void {
+  const acked = new Array<number>(consumers.length).fill(0);
+  let stopped = false;
+  consumers.forEach((c, i) =>
+    c.onEvent('progress', (e) => {
+      acked[i] = Number(e.acked);
+      if (!stopped && acked.reduce((a, b) => a + b, 0) >= messages) {
+        stopped = true;
+        for (const x of consumers) x.signal('SIGUSR2');
+      }
+    }),
+  );
+}
+
 /** Starts `node dist/bench/worker.js <role> <json>`; the result rejects if it exits without one. */
 export function startWorker<R>(role: WorkerRole, config: unknown, nodeArgs: string[] = []): WorkerHandle<R> {
   const child = track(spawn(process.execPath, [...nodeArgs, WORKER, role, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] }));

@@ -8,7 +8,7 @@ import type { KmqClient } from '../client/index.js';
 import type { PublishConfig, PublishResult, QueueConsumeConfig, QueueConsumeResult } from './bench-config.js';
 import { tallyDeliveries } from './delivery-tally.js';
 import type { DeliveryTally } from './delivery-tally.js';
-import { startWorker } from './processes.js';
+import { startWorker, stopWhenAcked } from './processes.js';
 import type { WorkerHandle } from './processes.js';
 
 /** What a queue run measured: the publisher, the consumers (without their per-message counts) and what they add up to. */
@@ -68,18 +68,7 @@ export async function runQueueWorkload<M>(
     consumers.push(startWorker<QueueConsumeResult>('queue-consume', cfg, s.nodeArgs.consumer));
   }
   await Promise.all(consumers.map((c) => c.event('ready')));
-  // Stop the consumers once every message was acked (by count: duplicates are found afterwards).
-  const acked = new Array<number>(consumers.length).fill(0);
-  let stopped = false;
-  consumers.forEach((c, i) =>
-    c.onEvent('progress', (e) => {
-      acked[i] = Number(e.acked);
-      if (!stopped && acked.reduce((a, b) => a + b, 0) >= s.messages) {
-        stopped = true;
-        for (const x of consumers) x.signal('SIGUSR2');
-      }
-    }),
-  );
+  stopWhenAcked(consumers, s.messages);
   const m = await measured(async () => {
     const cfg: PublishConfig = { broker: s.bootstrap, target: { queue: s.queue }, messages: s.messages, messageBytes: s.messageBytes, callSize: s.publishCallSize, callsInFlight: s.publishCallsInFlight };
     const p = await startWorker<PublishResult>('publish', cfg, s.nodeArgs.producer).result;
