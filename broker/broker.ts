@@ -66,6 +66,9 @@ export class Broker {
       const store = LocalMetadataStore.open(options.dataDir);
       const topics = new TopicManager(options, store, logger);
       await topics.start();
+      const cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined } = { member: undefined, store: undefined };
+      // In a cluster, a request for a hosted service nobody hosts yet creates its internal topic.
+      const wanted = (topic: string) => () => cluster.member?.internalTopicWanted(topic);
       const groups = new HostedService(
         'group coordinator',
         (offsetsStore) =>
@@ -82,6 +85,7 @@ export class Broker {
           }),
         options.maxMessageBytes,
         logger.child({ component: 'groups' }),
+        wanted(OFFSETS_TOPIC),
       );
       // In a cluster the offsets topic is a replicated cluster topic: the coordinator follows its leader (ClusterMember).
       if (options.clusterStore === 'none') {
@@ -89,7 +93,6 @@ export class Broker {
         await groups.lead(offsetsTopic.partitions[0]!);
       }
 
-      const cluster: { member: ClusterMember | undefined; store: CoordinationStore | undefined } = { member: undefined, store: undefined };
       // Queues, shared groups and exchanges: one service on the leader of __share_state
       // partition 0 (always here on a single node); in a cluster its queues are cluster topics.
       const queueHost = new HostedService(
@@ -112,6 +115,7 @@ export class Broker {
           }),
         options.maxMessageBytes,
         logger.child({ component: 'queues' }),
+        wanted(SHARE_STATE_TOPIC),
       );
       const member = (): ClusterMember => {
         if (cluster.member === undefined) throw joining();
@@ -130,6 +134,7 @@ export class Broker {
           }),
         options.maxMessageBytes,
         logger.child({ component: 'processed-keys' }),
+        wanted(PROCESSED_KEYS_TOPIC),
       );
       if (options.clusterStore === 'none') {
         const keysTopic = await topics.ensureInternalTopic(PROCESSED_KEYS_TOPIC, 1, PROCESSED_KEYS_TOPIC_CONFIG);
@@ -160,25 +165,16 @@ export class Broker {
       if (options.clusterStore === 'local') cluster.store = LocalCoordinationStore.open(path.join(options.dataDir, 'cluster-store.json'));
       const broker = new Broker(options, logger, lock, topics, groups, queueHost, processedKeys, probe, server, health, cluster);
       readiness.broker = broker;
-      const queueHandlers = new QueueHandlers(options, () => {
-        cluster.member?.internalTopicWanted(SHARE_STATE_TOPIC);
-        return queueHost.get();
-      }, () => queueHost.current(), logger.child({ component: 'queues' }));
+      const queueHandlers = new QueueHandlers(options, () => queueHost.get(), () => queueHost.current(), logger.child({ component: 'queues' }));
       const producerIds = new ProducerIdAllocator(
         cluster.store === undefined
           ? store
           : { reserveProducerIds: (n) => (cluster.member === undefined ? Promise.reject(joining()) : cluster.member.reserveProducerIds(n)) },
       );
-      const handlers = new RequestHandlers(options, topics, () => {
-        cluster.member?.internalTopicWanted(OFFSETS_TOPIC);
-        return groups.get();
-      }, queueHandlers, producerIds, probe, logger, store.clusterId, () => ({
+      const handlers = new RequestHandlers(options, topics, () => groups.get(), queueHandlers, producerIds, probe, logger, store.clusterId, () => ({
         host: options.advertisedHost,
         port: options.advertisedPort > 0 ? options.advertisedPort : broker.port,
-      }), new IdempotencyHandlers(() => {
-        cluster.member?.internalTopicWanted(PROCESSED_KEYS_TOPIC);
-        return processedKeys.get();
-      }), () => {
+      }), new IdempotencyHandlers(() => processedKeys.get()), () => {
         if (cluster.store !== undefined && cluster.member === undefined) throw joining();
         return cluster.member;
       });

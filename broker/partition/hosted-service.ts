@@ -29,11 +29,14 @@ export class HostedService<T extends JournaledService> {
     private readonly make: (store: CompactedStore) => T,
     private readonly maxMessageBytes: number,
     private readonly logger: Logger,
+    /** Called when a request finds the service absent (a cluster creates its internal topic on first use). */
+    private readonly whenAbsent: () => void = () => undefined,
   ) {}
 
   /** The service; NotLeader (retriable) naming where it runs when this broker does not host it. */
   get(): T {
     if (this.active !== undefined) return this.active;
+    this.whenAbsent();
     throw new KmqError(ErrorCode.NotLeader, `This broker does not host the ${this.what}: ${this.elsewhere}`);
   }
 
