@@ -3,12 +3,14 @@ import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 /** The repository root, from testkit/ here or from dist/testkit/ when built (the benchmarks run the build). */
 const root = ((): string => {
@@ -90,17 +92,6 @@ export function kubernetesVersion(): string {
   const m = /Kubernetes (v\S+)/.exec(out);
   if (!m) throw new Error(`${bin} --version printed no version: ${out}`);
   return m[1]!;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const LOG_LINES = 200;

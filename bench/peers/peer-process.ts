@@ -29,17 +29,7 @@ export function killAllPeers(): void {
   for (const g of groups) g.kill('SIGKILL');
 }
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../testkit/ports.js';
 
 /** A temp folder for one peer: `<tmp>/kmq-peer-<name>-XXXX`. */
 export function peerTempDir(name: string): string {

@@ -15,7 +15,7 @@ import { queueController } from '../../operator/controllers/queue.js';
 import { topicController } from '../../operator/controllers/topic.js';
 import { Manager } from '../../operator/runtime/manager.js';
 import { BrokerProcess, tempDir } from '../utils/broker-process.js';
-import { ControlPlane, controlPlaneBinary } from '../utils/control-plane.js';
+import { ControlPlane, controlPlaneBinary, freePort } from '../utils/control-plane.js';
 
 // The Topic, Queue and Exchange controllers in-process under a Manager, against a real
 // kube-apiserver (with the controller-manager, for namespace deletion) and a real broker
@@ -129,11 +129,17 @@ async function queueExists(name: string): Promise<boolean> {
   }
 }
 
-/** Starts the broker on its data folder; a restart keeps the port, as a Service address stays the same. */
+let brokerPorts: { port: number; httpPort: number } | undefined;
+
+/**
+ * Starts the broker on its data folder; a restart keeps the ports, as a Service address
+ * stays the same. They are picked outside the ephemeral range, so no client connection
+ * of another test can take them while the broker is down.
+ */
 async function startBroker(): Promise<void> {
-  const port = broker?.port;
-  broker = await BrokerProcess.start({ dataDir: dataDir!, ...(port === undefined ? {} : { args: ['--port', String(port)] }) });
-  if (port !== undefined) expect(broker.port).toBe(port);
+  brokerPorts ??= { port: await freePort(), httpPort: await freePort() };
+  broker = await BrokerProcess.start({ dataDir: dataDir!, args: ['--port', String(brokerPorts.port), '--http-port', String(brokerPorts.httpPort)] });
+  expect(broker.port).toBe(brokerPorts.port);
   client ??= new KmqClient({ brokers: [broker.address], retry: { retries: 2, initialMs: 50, maxMs: 500 } });
 }
 
