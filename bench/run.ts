@@ -39,6 +39,7 @@ import { Phase } from './phase.js';
 import { queueRunNotes, runQueueWorkload } from './queue-run.js';
 import type { QueueRunResult } from './queue-run.js';
 import { ProcSampler } from './proc-sampler.js';
+import type { HopKind, HopSinkConfig, HopSourceConfig } from './hop-latency.js';
 import { formatComparison, formatTable, formatTargets } from './report.js';
 import type { Comparison, Row, TargetCheck } from './report.js';
 import { runClusterSuite } from './cluster-suite.js';
@@ -239,6 +240,8 @@ interface SidecarRunResult {
     addedP99Ms: number;
     /** Every round, in run order (direct, then via sidecar, alternating). */
     rounds: Array<{ directP99Ms: number; sidecarP99Ms: number; addedP99Ms: number }>;
+    /** One hop between two bare processes at the same rate: the floor under the two gRPC hops the sidecar path adds. */
+    hops: Record<HopKind, LatencyResult>;
   };
 }
 
@@ -548,6 +551,39 @@ async function sidecarLatencyRound(ctx: RunContext, sidecars: SidecarPair, names
 }
 
 /**
+ * One hop between two otherwise idle processes at the latency rounds' rate and
+ * size: over raw TCP (the broker protocol's kind of hop) and over a gRPC stream
+ * (the kind the sidecar path adds twice, app → sidecar and sidecar → app).
+ */
+async function hopFloor(ctx: RunContext, kind: HopKind): Promise<{ row: Row; result: LatencyResult }> {
+  const rate = SIDECAR_LATENCY_RATE;
+  const messages = Math.round((rate * sizes.sidecarLatencyMs) / 1000);
+  const warmupMessages = Math.round((rate * sizes.sidecarWarmupMs) / 1000);
+  log(`one ${kind === 'grpc' ? 'gRPC stream' : 'raw TCP'} hop between two processes: ${rate.toLocaleString('en-US')} × ${SIDECAR_MESSAGE_BYTES} B/s for ${sizes.sidecarLatencyMs / 1000} s`);
+  const phase = await Phase.begin(ctx.sampler, ctx.broker.httpPort);
+  const sink = startWorker<LatencyResult>('hop-sink', { kind, messages, messageBytes: SIDECAR_MESSAGE_BYTES, warmupMessages, timeoutMs: sizes.sidecarLatencyMs + 60_000 } satisfies HopSinkConfig);
+  const { port } = (await sink.event('listening')) as { port: number };
+  const source = startWorker<{ messages: number }>('hop-source', { kind, port, messages, messageBytes: SIDECAR_MESSAGE_BYTES, ratePerSec: rate } satisfies HopSourceConfig);
+  const [r] = await Promise.all([sink.result, source.result]);
+  const { produceRequests: _n, brokerProduceMs: _ms, ...machine } = await phase.end();
+  const row: Row = {
+    workload: `  one ${kind === 'grpc' ? 'gRPC' : 'TCP'} hop ${SIDECAR_MESSAGE_BYTES} B @${rate / 1000}k/s`,
+    recordsPerSec: r.records / (r.elapsedMs / 1000),
+    p50Ms: r.p50Ms,
+    p95Ms: r.p95Ms,
+    p99Ms: r.p99Ms,
+    maxMs: r.maxMs,
+    clientCpuPct: clientCpuPct(r),
+    ...machine,
+    note:
+      kind === 'grpc'
+        ? 'one bidirectional @grpc/grpc-js stream between two bare processes, raw bytes, no sidecar: the sidecar path adds two such hops'
+        : 'one TCP socket between two bare processes (no broker): the kind of hop every path has',
+  };
+  return { row, result: r };
+}
+
+/**
  * Sidecar workload. The publishing app talks to its own sidecar and the consuming
  * app to another (as two pods would; --sidecars 1: one sidecar serves both); the
  * consumer's sidecar serves ordered, at-least-once subscriptions, each on its own
@@ -601,6 +637,9 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
       rows.push(...r.rows);
     }
     const median = [...latencyRounds].sort((a, b) => a.addedP99Ms - b.addedP99Ms)[Math.floor((latencyRounds.length - 1) / 2)]!;
+    const tcpHop = await hopFloor(ctx, 'tcp');
+    const grpcHop = await hopFloor(ctx, 'grpc');
+    rows.push(tcpHop.row, grpcHop.row);
     const rate = SIDECAR_LATENCY_RATE;
     return {
       rows,
@@ -614,6 +653,7 @@ async function runSidecar(ctx: RunContext): Promise<{ rows: Row[]; result: Sidec
           sidecar: median.sidecar,
           addedP99Ms: median.addedP99Ms,
           rounds: latencyRounds.map((r) => ({ directP99Ms: r.direct.consumer.p99Ms, sidecarP99Ms: r.sidecar.consumer.p99Ms, addedP99Ms: r.addedP99Ms })),
+          hops: { tcp: tcpHop.result, grpc: grpcHop.result },
         },
       },
     };
@@ -900,7 +940,7 @@ function checkTargets(rows: Row[], diskFsyncMBps: number, peakRssMb: number, exc
     const l = sidecar.latency;
     checks.push({
       target: `sidecar adds <= 1 ms to the end-to-end p99 at ${l.ratePerSec.toLocaleString('en-US')} messages/s`,
-      measured: `p99 ${l.sidecar.consumer.p99Ms.toFixed(2)} ms via sidecar vs ${l.direct.consumer.p99Ms.toFixed(2)} ms direct: ${signedMs(l.addedP99Ms)}${l.rounds.length > 1 ? ` (the median of ${l.rounds.length} rounds: ${l.rounds.map((r) => signedMs(r.addedP99Ms)).join(', ')})` : ''}`,
+      measured: `p99 ${l.sidecar.consumer.p99Ms.toFixed(2)} ms via sidecar vs ${l.direct.consumer.p99Ms.toFixed(2)} ms direct: ${signedMs(l.addedP99Ms)}${l.rounds.length > 1 ? ` (the median of ${l.rounds.length} rounds: ${l.rounds.map((r) => signedMs(r.addedP99Ms)).join(', ')})` : ''}; one bare gRPC hop alone: p50 ${l.hops.grpc.p50Ms.toFixed(2)} ms, p99 ${l.hops.grpc.p99Ms.toFixed(2)} ms (raw TCP: ${l.hops.tcp.p99Ms.toFixed(2)} ms)`,
       met: l.addedP99Ms <= 1,
     });
   }

@@ -6,12 +6,14 @@
 import type { ConsumeConfig, DiskConfig, E2eConsumeConfig, E2eProduceConfig, ProduceConfig, PublishConfig, QueueConsumeConfig, SidecarConsumeConfig, SidecarPublishConfig, TcpSourceConfig } from './bench-config.js';
 import { consumeCatchUp, consumeLatency, produceFixedRate, produceMaxRate } from './client-workloads.js';
 import { diskWrite, tcpSink, tcpSource } from './machine-limits.js';
+import { hopSink, hopSource } from './hop-latency.js';
+import type { HopSinkConfig, HopSourceConfig } from './hop-latency.js';
 import { consumeQueue, publishMaxRate } from './queue-workloads.js';
 import { sidecarConsume, sidecarPublish } from './sidecar-workloads.js';
 import { runCompareRole } from './compare-workloads.js';
 import type { CompareWorkerConfig } from './compare-workloads.js';
 
-export const WORKER_ROLES = ['produce', 'consume', 'e2e-produce', 'e2e-consume', 'publish', 'queue-consume', 'sidecar-publish', 'sidecar-consume', 'disk', 'tcp-sink', 'tcp-source', 'compare'] as const;
+export const WORKER_ROLES = ['produce', 'consume', 'e2e-produce', 'e2e-consume', 'publish', 'queue-consume', 'sidecar-publish', 'sidecar-consume', 'disk', 'tcp-sink', 'tcp-source', 'hop-sink', 'hop-source', 'compare'] as const;
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 
 function emit(line: Record<string, unknown>): void {
@@ -46,6 +48,10 @@ async function run(role: WorkerRole, config: unknown): Promise<unknown> {
       return tcpSink((port) => emit({ event: 'listening', port }));
     case 'tcp-source':
       return tcpSource(config as TcpSourceConfig);
+    case 'hop-sink':
+      return hopSink(config as HopSinkConfig, (port) => emit({ event: 'listening', port }));
+    case 'hop-source':
+      return hopSource(config as HopSourceConfig);
     case 'compare':
       return runCompareRole(config as CompareWorkerConfig, emit);
   }
