@@ -477,7 +477,8 @@ describe('kmq operator against a real API server and broker', () => {
       const s = await statefulSet();
       return s !== undefined && s.metadata?.uid !== before.metadata?.uid ? true : undefined;
     });
-    expect(b.count('Child created')).toBeGreaterThanOrEqual(1);
+    // The object can be read back before operator-b's log line about it reaches the test.
+    await eventually('operator-b logs the StatefulSet it created', async () => (b.count('Child created') >= 1 ? true : undefined));
     // The count moves when the reconcile that recreated it has applied the rest too.
     await eventually('operator-b counts its reconciles', async () => ((await b.metric('kmq_operator_reconciles_total{controller="broker-cluster"}')) > 0 ? true : undefined));
     expect(await b.metric('kmq_operator_leader')).toBe(1);
