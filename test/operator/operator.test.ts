@@ -351,7 +351,8 @@ describe('kmq operator against a real API server and broker', () => {
       return s?.spec?.replicas === 3 && (s.metadata?.generation ?? 0) >= 3 ? s : undefined;
     });
     expect(restored.spec?.replicas).toBe(3);
-    expect(a.lines.some((l) => l.msg === 'Child updated' && l.child === 'StatefulSet/main-broker')).toBe(true);
+    // Logged once the apply returns: the line can reach the test after the object does.
+    await eventually('the update logged', async () => (a.lines.some((l) => l.msg === 'Child updated' && l.child === 'StatefulSet/main-broker') ? true : undefined));
   }, 60_000);
 
   it('resets a Subscription group once per requestId, and waits while the group has members', async () => {
