@@ -78,7 +78,8 @@ class OperatorProcess {
       env: { ...process.env, KUBECONFIG: cp!.kubeconfigPath, POD_NAMESPACE: SYSTEM, KMQ_LOG_LEVEL: 'info' },
     });
     operators.push(this);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    // 'close', not 'exit': it comes once stdout and stderr are drained, so every log line is in by then.
+    this.exited = new Promise((resolve) => this.child.once('close', (code) => resolve(code)));
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       this.text.push(line);
       try {

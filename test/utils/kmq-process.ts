@@ -17,7 +17,8 @@ export class KmqProcess {
   private readonly exited: Promise<number | null>;
 
   protected constructor(readonly child: ChildProcess) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    // 'close', not 'exit': it comes once stdout and stderr are drained, so every log line is in by then.
+    this.exited = new Promise((resolve) => child.once('close', (code) => resolve(code)));
   }
 
   protected static spawnCli(args: string[], env: Record<string, string> | undefined): ChildProcess {
