@@ -26,15 +26,43 @@ interface Lane {
   readonly commits: PartitionCommits;
   /** The retry topic's lane: each record carries its retry state in headers. */
   readonly retries: boolean;
+  /** Per partition, what its batches share while several are with the app. */
+  readonly flows: Map<number, PartitionFlow>;
+  /** Resolves the batch being handed out, so the reader can stop at close(). */
   endBatch: (() => void) | undefined;
+}
+
+/** One batch being handed out, as the records of other batches waiting on its keys see it. */
+interface BatchRun {
+  /** Records whose key became free, to hand out before any later record. */
+  readonly ready: number[];
+  /** Records waiting for an earlier record of their key. */
+  waiting: number;
+}
+
+/**
+ * One partition of a lane. Its batches are handed out one after another, but an
+ * earlier one may still be with the app while a later one goes out; per key and
+ * for in-place retries they act as one.
+ */
+interface PartitionFlow {
+  /** Per key, the records handed out or waiting, in offset order: only the first is with the app. */
+  readonly byKey: Map<string, Array<{ readonly run: BatchRun; readonly i: number }>>;
+  /** Records waiting out a retry delay (or for a slot after it): nothing new of the partition goes out meanwhile. */
+  holding: number;
+  /** The pumps of its batches not done yet: the last held record going out again wakes them. */
+  readonly pumps: Set<() => void>;
 }
 
 /**
  * An ordered subscription: the consumer group named after the subscription,
- * reading its topic partition by partition. One fetched batch at a time is handed
- * out, in offset order, at most maxInFlight records unsettled. Per key, one record
- * at a time is with the app: a later record of the same key waits until the earlier
- * one is done (acked, dead-lettered, or written to the retry topic). A dead-lettered
+ * reading its topic partition by partition. Fetched batches are handed out in
+ * offset order, at most maxInFlight records unsettled; the next batch goes out as
+ * soon as every record of the one before went to the app, not once they are all
+ * done, so records that arrive one fetch at a time are still handled side by side.
+ * Per key, one record at a time is with the app: a later record of the same key
+ * (of the same batch or a later one) waits until the earlier one is done (acked,
+ * dead-lettered, or written to the retry topic). A dead-lettered
  * record is written to the dead-letter topic, with its failure history, before it
  * counts as done.
  *
@@ -80,12 +108,12 @@ export class OrderedSource implements DeliverySource {
     this.slots = new InFlightSlots(maxInFlight);
     const batching = { maxCount: sub.commitMaxCount, intervalMs: sub.commitIntervalMs };
     const consumer = client.consumer({ groupId: sub.name, topics: [sub.source.name], autoCommit: false, fromBeginning: sub.startFrom === 'earliest' });
-    this.main = { consumer, commits: new PartitionCommits(consumer, batching, probe, log, sub.name), retries: false, endBatch: undefined };
+    this.main = { consumer, commits: new PartitionCommits(consumer, batching, probe, log, sub.name), retries: false, flows: new Map(), endBatch: undefined };
     const retry = sub.retry;
     if (retry.mode === 'topic') {
       // Every record of the retry topic is to be retried: start at the earliest without a committed offset.
       const rc = client.consumer({ groupId: retry.group, topics: [retry.topic], autoCommit: false, fromBeginning: true });
-      this.retryLane = { consumer: rc, commits: new PartitionCommits(rc, batching, probe, log, retry.group), retries: true, endBatch: undefined };
+      this.retryLane = { consumer: rc, commits: new PartitionCommits(rc, batching, probe, log, retry.group), retries: true, flows: new Map(), endBatch: undefined };
     }
   }
 
@@ -119,7 +147,11 @@ export class OrderedSource implements DeliverySource {
     }
   }
 
-  /** Resolves once every record of the batch is done (a commit, when due, is started then, not awaited), or at close(). */
+  /**
+   * Resolves once every record of the batch went to the app (or is done), so the
+   * next batch can go out while the app still holds these; or at close(). When the
+   * last record is done, a commit is started if due (not awaited).
+   */
   private handOut(lane: Lane, batch: ConsumerBatch, send: (d: OutboundDelivery) => void): Promise<void> {
     const records = batch.records;
     const tracker = lane.commits.tracker(batch);
@@ -128,28 +160,31 @@ export class OrderedSource implements DeliverySource {
     let histories: Map<number, FailureHistory> | undefined;
     // The retry lane: each record's retry state, read when it is first handed out.
     const states = lane.retries ? new Map<number, RetryState>() : undefined;
-    // Per key, the records handed out or waiting, in offset order: only the first is with the app.
-    const byKey = new Map<string, number[]>();
-    // Records whose key became free, to hand out before any later record.
-    const ready: number[] = [];
+    let flow = lane.flows.get(batch.partition);
+    if (flow === undefined) lane.flows.set(batch.partition, (flow = { byKey: new Map(), holding: 0, pumps: new Set() }));
+    const { byKey } = flow;
+    const run: BatchRun = { ready: [], waiting: 0 };
+    const { ready } = run;
     // Records whose wait ended, to deliver again as soon as a slot is free: [index, attempt].
     const resumed: Array<[number, number]> = [];
     let next = 0;
     let remaining = records.length;
-    let holding = 0;
     let finished = false;
+    let handed = false;
     return new Promise<void>((resolve) => {
       lane.endBatch = resolve;
       const pump = (): void => {
         if (this.closed || finished) return;
+        let unheld = false;
         while (this.slots.free) {
           if (resumed.length > 0) {
             const [i, attempt] = resumed.shift()!;
+            unheld = --flow.holding === 0;
             this.slots.take();
             dispatch(i, attempt);
             continue;
           }
-          if (holding > 0) break;
+          if (flow.holding > 0) break;
           let i: number;
           if (ready.length > 0) i = ready.shift()!;
           else if (next < records.length) {
@@ -159,38 +194,54 @@ export class OrderedSource implements DeliverySource {
               const k = key.toString('latin1');
               const queue = byKey.get(k);
               if (queue !== undefined) {
-                // An earlier record of this key is with the app: this one waits for it.
-                queue.push(i);
+                // An earlier record of this key (of this batch or an earlier one) is with the app: this one waits for it.
+                queue.push({ run, i });
+                run.waiting++;
                 continue;
               }
-              byKey.set(k, [i]);
+              byKey.set(k, [{ run, i }]);
             }
           } else break;
           this.slots.take();
           first(i);
         }
+        if (!handed && (remaining === 0 || (next === records.length && ready.length === 0 && run.waiting === 0))) {
+          // Every record went out: the reader may hand out the next batch while the app holds these.
+          handed = true;
+          if (lane.endBatch === resolve) lane.endBatch = undefined;
+          resolve();
+        }
         if (remaining === 0) {
           finished = true;
           stopListening();
-          lane.endBatch = undefined;
           this.probe.commitLag(batch.topic, batch.partition, tracker.lastDelivered + 1 - tracker.committed);
           // Started here, in the settlement's turn, so a close() right after it waits for it.
           // The next batch does not wait for it: a commit round trip would hold every message behind it.
           // (A failed commit logs itself; the offsets go out again with the next one.)
           if (lane.commits.due()) lane.commits.start().catch(() => {});
-          resolve();
         }
+        // The partition is no longer held: later batches of it may go on.
+        if (unheld) for (const p of flow.pumps) if (p !== pump) p();
       };
       // A slot freed by either lane may let this batch go on.
-      const stopListening = this.slots.onRelease(pump);
+      const stopSlots = this.slots.onRelease(pump);
+      flow.pumps.add(pump);
+      const stopListening = (): void => {
+        stopSlots();
+        flow.pumps.delete(pump);
+      };
       const done = (i: number): void => {
         const key = records[i]!.key;
         if (key !== null) {
           const k = key.toString('latin1');
           const queue = byKey.get(k)!;
           queue.shift();
-          if (queue.length > 0) ready.push(queue[0]!);
-          else byKey.delete(k);
+          const waiter = queue[0];
+          if (waiter !== undefined) {
+            // Its batch's pump hands it out on the release below.
+            waiter.run.waiting--;
+            waiter.run.ready.push(waiter.i);
+          } else byKey.delete(k);
         }
         tracker.acked(records[i]!.offset);
         histories?.delete(i);
@@ -198,15 +249,15 @@ export class OrderedSource implements DeliverySource {
         remaining--;
         // A count batch filled mid-batch commits now, up to the first record not done.
         if (remaining > 0 && tracker.shouldCommit() && !this.closed) lane.commits.commitIfDue();
-        // Wakes this batch's pump and the other lane's.
+        // Wakes the pumps of this batch, of later ones and of the other lane.
         this.slots.release();
       };
       const later = (i: number, attempt: number, delayMs: number): void => {
-        holding++;
+        // Counted until it is handed out again (in pump), so no new record of the partition overtakes it.
+        flow.holding++;
         this.slots.release();
         const timer = setTimeout(() => {
           this.timers.delete(timer);
-          holding--;
           if (this.closed) return;
           resumed.push([i, attempt]);
           pump();

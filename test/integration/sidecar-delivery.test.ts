@@ -352,6 +352,54 @@ describe('sidecar delivery: per-key order on an ordered Consume stream', () => {
   });
 });
 
+describe('sidecar delivery: ordered subscriptions keep maxInFlight when records arrive one by one', () => {
+  it('hands out later fetches while the app holds earlier ones, keeping per-key order and in-place retry holds across them', async () => {
+    const topic = name('trickle');
+    await admin.admin().createTopic(topic, { partitions: 1 });
+    const { client } = await startSidecar([{ name: topic, topic, maxInFlight: 10, retryPolicy: { maxAttempts: 5, initialBackoffMs: 20, jitter: 0, handlerTimeoutMs: 30_000 } }]);
+    const call: ClientDuplexStream<ConsumeRequest, ConsumeResponse> = client.consume();
+    const got: Array<{ at: number; d: Delivery }> = [];
+    call.on('data', (r: ConsumeResponse) => {
+      if (r.delivery !== undefined) got.push({ at: Date.now(), d: r.delivery });
+    });
+    call.on('error', () => {});
+    call.write({ start: { subscription: topic, maxInFlight: 0 } });
+    const seen = (payload: string, attempt = 1): { at: number; d: Delivery } | undefined => got.find((g) => g.d.payload.toString() === payload && g.d.attempt === attempt);
+    const find = async (payload: string, attempt = 1): Promise<{ at: number; d: Delivery }> => {
+      await until(`${payload}#${attempt}`, () => seen(payload, attempt) !== undefined);
+      return seen(payload, attempt)!;
+    };
+    // Each record is published once the one before it was delivered: each comes in a fetch of its own.
+    for (const k of ['k1', 'k2', 'k3', 'k4']) {
+      await publish(client, { destination: { topic }, key: Buffer.from(k), payload: Buffer.from(k) });
+      await find(k);
+    }
+    // None acked: the app holds all four at once (maxInFlight 10), not one fetch at a time.
+    expect(got.map((g) => g.d.payload.toString())).toEqual(['k1', 'k2', 'k3', 'k4']);
+
+    // A later record of a held key waits for it, though it came in a later fetch.
+    await publish(client, { destination: { topic }, key: Buffer.from('k1'), payload: Buffer.from('k1-second') });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(seen('k1-second')).toBeUndefined();
+    call.write({ ack: { deliveryId: seen('k1')!.d.deliveryId } });
+    const k1second = await find('k1-second');
+
+    // A retry in place holds the partition: a record fetched meanwhile waits until the retried one went out again.
+    call.write({ retry: { deliveryId: seen('k2')!.d.deliveryId, delayMs: 600 } });
+    await publish(client, { destination: { topic }, key: Buffer.from('k5'), payload: Buffer.from('k5') });
+    const k2again = await find('k2', 2);
+    const k5 = await find('k5');
+    expect(k5.at).toBeGreaterThanOrEqual(k2again.at);
+
+    for (const d of [k1second, k2again, seen('k3')!, seen('k4')!, k5]) call.write({ ack: { deliveryId: d.d.deliveryId } });
+    await until('all committed', async () => (await committed(topic, topic)) === 6);
+    const order = got.map((g) => `${g.d.payload.toString()}#${g.d.attempt}`);
+    expect(order).toEqual(['k1#1', 'k2#1', 'k3#1', 'k4#1', 'k1-second#1', 'k2#2', 'k5#1']);
+    call.end();
+    client.close();
+  });
+});
+
 describe('sidecar delivery: ordered commits', () => {
   it('commits the contiguous acked point while acks are outstanding, never past an unacked record, whatever the ack order', async () => {
     const topic = name('rand');
