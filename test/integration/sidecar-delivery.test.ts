@@ -400,6 +400,64 @@ describe('sidecar delivery: ordered subscriptions keep maxInFlight when records 
   });
 });
 
+describe('sidecar delivery: an ordered subscription shared by two sidecars', () => {
+  it('hands every record to an app while the group rebalances to a second sidecar, and commits all of them', async () => {
+    const topic = name('shared-ordered');
+    await admin.admin().createTopic(topic, { partitions: 2 });
+    const sub: SubscriptionConfig = { name: topic, topic, maxInFlight: 20, commit: { maxCount: 10, intervalMs: 50 } };
+    const acked = new Map<string, number>();
+    const ackedBy = new Map<SidecarClient, number>();
+    /** A Consume stream that acks each delivery a few ms after it came, as a handler would. */
+    const consume = (client: SidecarClient): ClientDuplexStream<ConsumeRequest, ConsumeResponse> => {
+      const call = client.consume();
+      call.on('data', (r: ConsumeResponse) => {
+        const d = r.delivery;
+        if (d === undefined) return;
+        setTimeout(() => {
+          call.write({ ack: { deliveryId: d.deliveryId } });
+          acked.set(d.payload.toString(), (acked.get(d.payload.toString()) ?? 0) + 1);
+          ackedBy.set(client, (ackedBy.get(client) ?? 0) + 1);
+        }, 3);
+      });
+      call.on('error', () => {});
+      call.write({ start: { subscription: topic, maxInFlight: 0 } });
+      return call;
+    };
+    const a = await startSidecar([sub]);
+    const callA = consume(a.client);
+    const sent: string[] = [];
+    const send = async (i: number): Promise<void> => {
+      const payload = `m${i}`;
+      await publish(a.client, { destination: { topic }, key: Buffer.from(`k${i % 17}`), payload: Buffer.from(payload) });
+      sent.push(payload);
+      if (i % 10 === 9) await new Promise((r) => setTimeout(r, 20));
+    };
+    let i = 0;
+    while (i < 150) await send(i++);
+    // A second sidecar joins the group: once the rebalance is through, the partitions are split between the two.
+    const joined = await startSidecar([sub]);
+    const callB = consume(joined.client);
+    const deadline = Date.now() + 30_000;
+    while ((ackedBy.get(joined.client) ?? 0) < 10 && Date.now() < deadline) await send(i++);
+    for (const end = i + 100; i < end; ) await send(i++);
+    const total = sent.length;
+    await until('every record acked by an app', () => sent.every((p) => acked.has(p)), 60_000);
+    const offsets = async (): Promise<number> => {
+      const o = await admin.admin().fetchOffsets(topic, [{ topic, partition: 0 }, { topic, partition: 1 }]);
+      return o.reduce((n, x) => n + Math.max(0, x.offset), 0);
+    };
+    await until('both partitions committed to their end', async () => (await offsets()) === total, 30_000);
+    // At-least-once: a record in flight across the rebalance may come twice, never more here.
+    expect([...acked.values()].every((n) => n <= 2)).toBe(true);
+    // The second sidecar did take a partition over.
+    expect(ackedBy.get(joined.client) ?? 0).toBeGreaterThan(0);
+    callA.end();
+    callB.end();
+    a.client.close();
+    joined.client.close();
+  }, 120_000);
+});
+
 describe('sidecar delivery: ordered commits', () => {
   it('commits the contiguous acked point while acks are outstanding, never past an unacked record, whatever the ack order', async () => {
     const topic = name('rand');
