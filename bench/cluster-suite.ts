@@ -20,7 +20,7 @@ import type {
 } from './bench-config.js';
 import { queueRunNotes, runQueueWorkload } from './queue-run.js';
 import type { QueueRunResult } from './queue-run.js';
-import { clientCpuPct } from './measure.js';
+import { clientCpuPct, latencyColumns } from './measure.js';
 import { Phase } from './phase.js';
 import type { PhaseBroker, PhaseFigures } from './phase.js';
 import { BenchCluster, startWorker } from './processes.js';
@@ -366,12 +366,7 @@ export async function runClusterSuite(single: SingleBroker, s: ClusterSuiteSetti
         const { produceRequests: _requests, brokerCpuPcts, ...b } = m.phase;
         const row: Row = {
           workload: `${side.label}: ${workload}`,
-          recordsPerSec: receivedPerSec,
-          mbPerSec: (c.records * RECORD_BYTES) / MB / (c.elapsedMs / 1000),
-          p50Ms: c.p50Ms,
-          p95Ms: c.p95Ms,
-          p99Ms: c.p99Ms,
-          maxMs: c.maxMs,
+          ...latencyColumns(c, RECORD_BYTES),
           clientCpuPct: clientCpuPct(p) + clientCpuPct(c),
           ...b,
           ...(side.name === 'cluster' ? { brokerCpuPcts, etcdCpuPct: m.etcdCpuPct } : {}),

@@ -1,4 +1,5 @@
-import type { WorkerCpu } from './bench-config.js';
+import type { LatencyResult, WorkerCpu } from './bench-config.js';
+import type { Row } from './report.js';
 
 /** CPU this process used since `start` (user and system, ms). */
 export function cpuSince(start: NodeJS.CpuUsage): WorkerCpu {
@@ -29,5 +30,21 @@ export function latencySummary(latencies: Float64Array, measured: number): { p50
     p999Ms: percentile(sorted, 0.999),
     maxMs: measured === 0 ? NaN : sorted[measured - 1]!,
     meanMs: measured === 0 ? NaN : sum / measured,
+  };
+}
+
+/**
+ * The rate and percentile columns of a latency row, from the receiving side's
+ * result; MB/s only when the record size is given.
+ */
+export function latencyColumns(r: LatencyResult, recordBytes?: number): Pick<Row, 'recordsPerSec' | 'mbPerSec' | 'p50Ms' | 'p95Ms' | 'p99Ms' | 'maxMs'> {
+  const seconds = r.elapsedMs / 1000;
+  return {
+    recordsPerSec: r.records / seconds,
+    ...(recordBytes === undefined ? {} : { mbPerSec: (r.records * recordBytes) / 1e6 / seconds }),
+    p50Ms: r.p50Ms,
+    p95Ms: r.p95Ms,
+    p99Ms: r.p99Ms,
+    maxMs: r.maxMs,
   };
 }

@@ -34,7 +34,7 @@ import type {
   ThroughputResult,
 } from './bench-config.js';
 import { BenchBroker, BenchSidecar, folderBytes, killAll, startWorker } from './processes.js';
-import { clientCpuPct } from './measure.js';
+import { clientCpuPct, latencyColumns } from './measure.js';
 import { Phase } from './phase.js';
 import { queueRunNotes, runQueueWorkload } from './queue-run.js';
 import type { QueueRunResult } from './queue-run.js';
@@ -522,12 +522,7 @@ async function sidecarLatencyRound(ctx: RunContext, sidecars: SidecarPair, names
   const rows: Row[] = [
     {
       workload: `  direct ${SIDECAR_MESSAGE_BYTES} B × 1p @${rate / 1000}k/s${tag}`,
-      recordsPerSec: dc.records / (dc.elapsedMs / 1000),
-      mbPerSec: (dc.records * SIDECAR_MESSAGE_BYTES) / MB / (dc.elapsedMs / 1000),
-      p50Ms: dc.p50Ms,
-      p95Ms: dc.p95Ms,
-      p99Ms: dc.p99Ms,
-      maxMs: dc.maxMs,
+      ...latencyColumns(dc, SIDECAR_MESSAGE_BYTES),
       clientCpuPct: clientCpuPct(dp) + clientCpuPct(dc),
       sidecarCpuPct: idleSidecarCpuPct,
       ...db,
@@ -535,12 +530,7 @@ async function sidecarLatencyRound(ctx: RunContext, sidecars: SidecarPair, names
     },
     {
       workload: `  via sidecar ${SIDECAR_MESSAGE_BYTES} B × 1p @${rate / 1000}k/s${tag}`,
-      recordsPerSec: lc.records / (lc.elapsedMs / 1000),
-      mbPerSec: (lc.records * SIDECAR_MESSAGE_BYTES) / MB / (lc.elapsedMs / 1000),
-      p50Ms: lc.p50Ms,
-      p95Ms: lc.p95Ms,
-      p99Ms: lc.p99Ms,
-      maxMs: lc.maxMs,
+      ...latencyColumns(lc, SIDECAR_MESSAGE_BYTES),
       clientCpuPct: clientCpuPct(lp) + clientCpuPct(lc),
       sidecarCpuPct: latCpus.sidecarCpuPct,
       ...sb,
@@ -568,11 +558,7 @@ async function hopFloor(ctx: RunContext, kind: HopKind): Promise<{ row: Row; res
   const { produceRequests: _n, brokerProduceMs: _ms, ...machine } = await phase.end();
   const row: Row = {
     workload: `  one ${kind === 'grpc' ? 'gRPC' : 'TCP'} hop ${SIDECAR_MESSAGE_BYTES} B @${rate / 1000}k/s`,
-    recordsPerSec: r.records / (r.elapsedMs / 1000),
-    p50Ms: r.p50Ms,
-    p95Ms: r.p95Ms,
-    p99Ms: r.p99Ms,
-    maxMs: r.maxMs,
+    ...latencyColumns(r),
     clientCpuPct: clientCpuPct(r),
     ...machine,
     note:
@@ -754,12 +740,7 @@ async function main(): Promise<void> {
           const lost = p.records - c.records;
           rows.push({
             workload: `e2e ${name} @${sizes.e2eRate / 1000}k/s`,
-            recordsPerSec: c.records / (c.elapsedMs / 1000),
-            mbPerSec: (c.records * recordBytes) / MB / (c.elapsedMs / 1000),
-            p50Ms: c.p50Ms,
-            p95Ms: c.p95Ms,
-            p99Ms: c.p99Ms,
-            maxMs: c.maxMs,
+            ...latencyColumns(c, recordBytes),
             clientCpuPct: clientCpuPct(p) + clientCpuPct(c),
             ...b,
             note: lost !== 0 ? `consumer got ${c.records} of ${p.records}` : p.maxScheduleLagMs > 20 ? `producer fell ${p.maxScheduleLagMs.toFixed(0)} ms behind schedule` : undefined,
