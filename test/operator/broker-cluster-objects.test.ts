@@ -18,6 +18,7 @@ import { BROKER_RULES } from '../../operator/builders/role.js';
 import { KUBERNETES_COORDINATION_STORE_RBAC_RULES } from '../../broker/cluster/kubernetes-coordination-store.js';
 import { BrokerProcess } from '../utils/broker-process.js';
 import { ControlPlane, controlPlaneBinary } from '../utils/control-plane.js';
+import { until } from '../../testkit/until.js';
 
 // A BrokerCluster's objects applied to a real kube-apiserver with the controller-manager:
 // the StatefulSet controller creates the pods (in a namespace that enforces Pod Security
@@ -230,7 +231,12 @@ describe('the broker container\'s command', () => {
       expect(d.topic.partitions[0]!.leader).toBe(2);
       expect(d.topic.partitions[0]!.replicas).toEqual([2]);
       // A cluster of one on the store: broker 2 registered and controls it, in the ConfigMap named by the BrokerCluster.
-      const md = await admin.describeCluster();
+      // On a loaded machine the controller lease can lapse and be taken again: metadata then names
+      // no controller for a moment, so wait for broker 2 to hold it.
+      const md = await until('broker 2 is the controller', 30_000, async () => {
+        const m = await admin.describeCluster();
+        return m.controllerId === 2 ? m : undefined;
+      });
       expect(md.brokers.map((b) => [b.id, b.host])).toEqual([[2, 'main-broker-2.main-broker.shop.svc']]);
       expect(md.controllerId).toBe(2);
       const cm = await plane!.kubeConfig.makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace: 'shop', name: configMapNameFor('/kmq/main/') });
